@@ -1,0 +1,1 @@
+//! One module per command: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
