@@ -1,1 +1,5 @@
-//! placeholder
+//! Human-readable rendering of analysis results: tables and short explanations. The CLI
+//! prints what these functions return; JSON is serialized from the result types directly.
+
+pub mod fmt;
+pub mod infer;
