@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod output;
+mod resolve;
 
 /// What limits this deep-learning workload, by how much, and what would move it.
 #[derive(Parser, Debug)]
@@ -22,20 +23,42 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // Each command's arguments and runner live in `commands/<name>.rs`.
-    // (commands are registered below; keep one line per command)
+    /// List the built-in models.
+    Models(commands::models::Args),
+    /// List the built-in GPUs.
+    Hardware(commands::hardware::Args),
+    /// Architecture summary of a model.
+    Show(commands::show::Args),
+    /// LLM inference latency, throughput, memory and bottleneck.
+    Infer(commands::infer::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Models(a) => commands::models::run(a),
+        Command::Hardware(a) => commands::hardware::run(a),
+        Command::Show(a) => commands::show::run(a),
+        Command::Infer(a) => commands::infer::run(a),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            // Help and version go to stdout with exit 0; a usage error is one line on stderr
+            // with exit 2.
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let rendered = e.to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            let _ = writeln!(io::stderr(), "{first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match run(cli) {

@@ -814,6 +814,26 @@ pub fn total_flops(ops: &[Op]) -> f64 {
     ops.iter().map(Op::total_flops).sum()
 }
 
+/// Forward FLOPs per token of one sequence decoding at context `ctx` on one GPU (embedding,
+/// every layer, LM head), in bf16.
+pub fn flops_per_token(arch: &ModelArch, ctx: u64) -> f64 {
+    let prec = Precisions {
+        weights: Precision::Bf16,
+        activations: Precision::Bf16,
+        kv: Precision::Bf16,
+    };
+    let mut ops = Vec::with_capacity(32);
+    forward(
+        arch,
+        &TokenShape::decode(1, ctx, arch.sliding_window),
+        &Parallel::single(1),
+        &prec,
+        &LowerOptions::whole(arch),
+        &mut ops,
+    );
+    total_flops(&ops)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

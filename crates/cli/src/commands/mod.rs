@@ -1,1 +1,5 @@
 //! One module per command: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
+pub mod hardware;
+pub mod infer;
+pub mod models;
+pub mod show;
