@@ -9,5 +9,8 @@ mod memory;
 mod replica;
 
 pub use analysis::{analyze, InferReport, InferRequest};
-pub use memory::{memory_per_gpu, MemoryUse};
+pub use memory::{
+    activation_bytes_per_gpu, kv_bytes_per_seq_per_gpu, memory_per_gpu, weight_bytes_per_gpu,
+    MemoryUse, USABLE_FRACTION,
+};
 pub use replica::{Replica, StepCost};
