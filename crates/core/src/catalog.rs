@@ -26,11 +26,18 @@ pub fn hardware() -> &'static [Hardware] {
     })
 }
 
-/// A built-in GPU by name (case-insensitive; a few common aliases accepted).
+/// A built-in GPU by name or by one of its `aliases` (case-insensitive; `_` and spaces read
+/// as `-`).
 pub fn find_hardware(name: &str) -> Result<&'static Hardware, CoreError> {
     let key = normalize(name);
     let all = hardware();
     if let Some(hw) = all.iter().find(|h| normalize(&h.name) == key) {
+        return Ok(hw);
+    }
+    if let Some(hw) = all
+        .iter()
+        .find(|h| h.aliases.iter().any(|a| normalize(a) == key))
+    {
         return Ok(hw);
     }
     let suggestions = nearest(&key, all.iter().map(|h| h.name.as_str()), 3);

@@ -22,6 +22,9 @@ pub struct Hardware {
     pub architecture: String,
     /// Release year, used to order "the next GPU" in what-ifs.
     pub year: u32,
+    /// Other names that resolve to this GPU (e.g. `a100-pcie`, `h200`); optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     pub memory: Memory,
     pub compute: Compute,
     pub interconnect: Interconnect,
