@@ -87,13 +87,29 @@ def fit_gemm(rows, gpu):
     t0_us = b * 1e6
     print(f"  gemm ({prec}, peak {peak / 1e12:.1f} TFLOP/s): gemm_peak_fraction = {frac:.4f}, "
           f"gemm_fixed_us = {t0_us:.3f}")
+    elem = 1.0 if prec in ("fp8", "int8") else 2.0
+    mem_frac = fit_hbm_fraction(rows, gpu)
     for m, n, k, v in shapes:
         f = 2.0 * m * n * k
         pred = f / (f / (frac * peak) + t0_us * 1e-6) / 1e12
+        # As pricing.rs prices Op::gemm: max(compute, memory) + fixed, with the weight (n x k),
+        # input (m x k) and output (m x n) all in the GEMM's precision.
+        compute_s = f / (frac * peak)
+        memory_s = (n * k + m * k + m * n) * elem / (mem_frac * HBM_GB_S[gpu] * 1e9)
+        roof = f / (max(compute_s, memory_s) + t0_us * 1e-6) / 1e12
         tag = "square" if m == n == k else "not fitted"
         print(f"    m={m} n={n} k={k}: measured {v:.1f}, model {pred:.1f} TFLOP/s "
-              f"({(pred / v - 1) * 100:+.1f}%) [{tag}]")
+              f"({(pred / v - 1) * 100:+.1f}%), with memory roofline {roof:.1f} "
+              f"({(roof / v - 1) * 100:+.1f}%) [{tag}]")
     return frac, t0_us
+
+
+def fit_hbm_fraction(rows, gpu):
+    vals = {}
+    for r in rows:
+        if r["gpu"] == gpu and r["benchmark"] == "hbm_bandwidth":
+            vals[parse_params(r["parameters"])["kernel"]] = float(r["value"]) * 1000.0
+    return (vals["copy"] + vals["triad"]) / 2.0 / HBM_GB_S[gpu]
 
 
 def fit_hbm(rows, gpu):
