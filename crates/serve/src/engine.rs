@@ -630,7 +630,7 @@ impl Engine<'_, '_> {
             self.advance_queue(t);
             self.now = t;
             events += 1;
-            if events & 0xffff == 0 {
+            if events.trailing_zeros() >= 16 {
                 progress(self.stats.completed, n as u64);
             }
             if arr <= ev {
@@ -778,14 +778,19 @@ impl Engine<'_, '_> {
     /// newest sequences while blocks are short. Returns the blocks to take per survivor.
     fn make_room_for_decodes(&mut self, ri: usize, step: &mut Step) {
         loop {
+            let running = &self.reps[ri].running;
+            // A decode adds one token, so it takes at most one new block per sequence.
+            if running.len() as u64 <= self.reps[ri].free_blocks || running.len() <= 1 {
+                break;
+            }
             let mut short = 0u64;
-            for &id in &self.reps[ri].running {
+            for &id in running {
                 let r = &self.reqs[id as usize];
                 if r.ctx >= r.need {
                     short += self.blocks_for(id, r.ctx + 1) - r.blocks;
                 }
             }
-            if short <= self.reps[ri].free_blocks || self.reps[ri].running.len() <= 1 {
+            if short <= self.reps[ri].free_blocks {
                 break;
             }
             let Some(victim) = self.reps[ri].running.pop() else {
@@ -793,24 +798,25 @@ impl Engine<'_, '_> {
             };
             self.preempt(ri, victim, step);
         }
-        let mut take = 0u64;
-        let mut i = 0;
-        while i < self.reps[ri].running.len() {
-            let id = self.reps[ri].running[i];
-            let (ctx, need, blocks) = {
-                let r = &self.reqs[id as usize];
-                (r.ctx, r.need, r.blocks)
-            };
-            if ctx >= need {
-                let nb = self.blocks_for(id, ctx + 1);
-                take += nb - blocks;
-                self.reqs[id as usize].blocks = nb;
+        let bt = self.cfg.block_tokens;
+        let Engine { reps, reqs, .. } = self;
+        let rep = &mut reps[ri];
+        let (mut take, mut n, mut ctx_sum) = (0u64, 0u64, 0u64);
+        for &id in &rep.running {
+            let r = &mut reqs[id as usize];
+            if r.ctx >= r.need {
+                let nb = (r.ctx + 1 - r.shared).div_ceil(bt);
+                take += nb - r.blocks;
+                r.blocks = nb;
                 step.decode.push(id);
-                step.work.add_decode(ctx);
+                n += 1;
+                ctx_sum += r.ctx;
             }
-            i += 1;
         }
-        let rep = &mut self.reps[ri];
+        let k = (ctx_sum + n) as f64;
+        step.work.decode_seqs += n as f64;
+        step.work.kv_tokens += k;
+        step.work.pairs += k;
         rep.free_blocks = rep.free_blocks.saturating_sub(take);
     }
 
@@ -1038,9 +1044,7 @@ impl Engine<'_, '_> {
                 if r.first_ns == NONE {
                     r.first_ns = now;
                 }
-                if r.generated >= r.output {
-                    any_done = true;
-                } else if role == Role::Prefill {
+                if r.generated >= r.output || role == Role::Prefill {
                     any_done = true;
                 }
             }

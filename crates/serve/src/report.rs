@@ -61,22 +61,22 @@ pub struct LatencyStats {
 }
 
 impl LatencyStats {
-    /// Statistics of `v` (sorted in place).
+    /// Statistics of `v` (reordered in place; percentiles by selection, O(n)).
     pub fn of(v: &mut [f64]) -> LatencyStats {
         if v.is_empty() {
             return LatencyStats::default();
         }
-        v.sort_unstable_by(f64::total_cmp);
         let n = v.len();
-        let pct = |p: f64| {
-            let rank = ((p / 100.0) * n as f64).ceil() as usize;
-            v[rank.clamp(1, n) - 1]
-        };
+        let rank = |p: f64| (((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let (i50, i90, i99) = (rank(50.0), rank(90.0), rank(99.0));
+        let p99 = *v.select_nth_unstable_by(i99, f64::total_cmp).1;
+        let p90 = *v[..=i99].select_nth_unstable_by(i90, f64::total_cmp).1;
+        let p50 = *v[..=i90].select_nth_unstable_by(i50, f64::total_cmp).1;
         LatencyStats {
             mean: v.iter().sum::<f64>() / n as f64,
-            p50: pct(50.0),
-            p90: pct(90.0),
-            p99: pct(99.0),
+            p50,
+            p90,
+            p99,
             count: n as u64,
         }
     }

@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use bottleneck_core::lower::TokenShape;
 use bottleneck_core::pricing::Bound;
@@ -50,14 +51,24 @@ impl Hasher for FastHasher {
 
 type FastMap<V> = HashMap<u64, V, BuildHasherDefault<FastHasher>>;
 
-/// The value of grid node `i` on every axis.
-pub fn node(i: u32) -> f64 {
+const TABLE: usize = 2048;
+
+fn node_formula(i: u32) -> f64 {
     let e = EXACT as u32;
     if i <= e {
         f64::from(i)
     } else {
-        EXACT * RATIO.powi((i - e) as i32)
+        EXACT * RATIO.powf(f64::from(i - e))
     }
+}
+
+/// The value of grid node `i` on every axis.
+pub fn node(i: u32) -> f64 {
+    static NODES: OnceLock<Vec<f64>> = OnceLock::new();
+    let t = NODES.get_or_init(|| (0..TABLE as u32).map(node_formula).collect());
+    t.get(i as usize)
+        .copied()
+        .unwrap_or_else(|| node_formula(i))
 }
 
 /// The cell holding `x ≥ 0`: lower node index and the fraction of the way to the next node.
@@ -328,7 +339,7 @@ mod tests {
                 j == i && f.abs() < 1e-9 || j + 1 == i && (f - 1.0).abs() < 1e-9,
                 "{i}: {j} {f}"
             );
-            let mid = (node(i) + node(i + 1)) / 2.0;
+            let mid = f64::midpoint(node(i), node(i + 1));
             let (j, f) = locate(mid);
             assert_eq!(j, i);
             assert!((f - 0.5).abs() < 1e-9);

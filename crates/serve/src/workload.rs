@@ -299,7 +299,7 @@ fn check_row(
 ) -> Result<FileRow, SimError> {
     let bad = |why: String| SimError::Input(format!("workload file line {line}: {why}"));
     if let Some(a) = arrival {
-        if !(a.is_finite() && a >= 0.0 && a < 1e9) {
+        if !(0.0..1e9).contains(&a) {
             return Err(bad(format!(
                 "arrival_s must be a time in seconds ≥ 0 (got {a})"
             )));
