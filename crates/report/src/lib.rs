@@ -3,3 +3,4 @@
 
 pub mod fmt;
 pub mod infer;
+pub mod serve;
