@@ -31,6 +31,10 @@ enum Command {
     Show(commands::show::Args),
     /// LLM inference latency, throughput, memory and bottleneck.
     Infer(commands::infer::Args),
+    /// Discrete-event simulation of LLM serving.
+    Simulate(commands::simulate::Args),
+    /// Fewest replicas that hold a rate within latency SLOs.
+    Plan(commands::plan::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,6 +43,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hardware(a) => commands::hardware::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Infer(a) => commands::infer::run(a),
+        Command::Simulate(a) => commands::simulate::run(a),
+        Command::Plan(a) => commands::plan::run(a),
     }
 }
 

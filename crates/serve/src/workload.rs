@@ -408,6 +408,11 @@ fn parse_csv(text: &str) -> Result<Vec<FileRow>, SimError> {
 }
 
 impl WorkloadFile {
+    /// Parses a workload file's text; see [`parse_workload`].
+    pub fn parse(text: &str) -> Result<WorkloadFile, SimError> {
+        parse_workload(text)
+    }
+
     /// The requests of the file: replayed arrival times (sorted, shifted to start at zero) when
     /// the file has them, otherwise arrivals from `arrival` with the file's lengths in order,
     /// cycling when `n` exceeds the rows.

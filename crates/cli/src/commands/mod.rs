@@ -2,4 +2,6 @@
 pub mod hardware;
 pub mod infer;
 pub mod models;
+pub mod plan;
 pub mod show;
+pub mod simulate;
