@@ -171,11 +171,11 @@ pub fn render_plan(r: &PlanReport) -> String {
                 s,
                 "no layout tried holds the SLOs: raise --max-replicas or relax the SLOs"
             );
-            for c in &r.candidates {
-                if let Some(why) = &c.reason {
-                    let _ = writeln!(s, "  TP {} × {}: {why}", c.tp, c.replicas);
-                }
-            }
+        }
+    }
+    for c in r.candidates.iter().filter(|c| !c.feasible) {
+        if let Some(why) = &c.reason {
+            let _ = writeln!(s, "  TP {} × {}: {why}", c.tp, c.replicas);
         }
     }
     let _ = writeln!(s, "{} simulations in {}", r.simulations, time(r.elapsed_s));

@@ -5,7 +5,9 @@
 //! at the chosen percentile, then bisects between the last failing and the first passing count
 //! (latency falls as replicas are added, so the boundary is found in `O(log r)` runs). Every
 //! run replays the same requests (common random numbers), so candidates differ only in the
-//! layout. The best plan uses the fewest GPUs; ties go to the lower TTFT percentile.
+//! layout. The best plan uses the fewest GPUs; ties go to the lower TTFT percentile. Requests
+//! rejected for the context window or KV capacity are counted in each run's report but do not
+//! make a layout infeasible; requests left unfinished at the time limit do.
 
 use std::time::Instant;
 
@@ -72,14 +74,9 @@ fn candidate(tp: u32, replicas: u32, pp: u32, r: &SimReport, req: &PlanRequest) 
     let ttft = r.ttft_s.percentile(req.percentile);
     let tpot = r.tpot_s.percentile(req.percentile);
     let complete = r.completed + r.rejected == r.requests && !r.time_limit_hit;
-    let feasible = complete && r.rejected == 0 && ttft <= req.slo_ttft_s && tpot <= req.slo_tpot_s;
+    let feasible = complete && ttft <= req.slo_ttft_s && tpot <= req.slo_tpot_s;
     let reason = if feasible {
         None
-    } else if r.rejected > 0 {
-        Some(format!(
-            "{} requests rejected (context or KV capacity)",
-            r.rejected
-        ))
     } else if !complete {
         Some("requests left unfinished at the simulated-time limit".into())
     } else {
@@ -167,6 +164,17 @@ pub fn plan(
         let first = match run(1) {
             Ok(c) => c,
             Err(e @ (SimError::DoesNotFit(_) | SimError::Core(_))) => {
+                candidates.push(PlanCandidate {
+                    tp,
+                    replicas: 0,
+                    gpus: 0,
+                    feasible: false,
+                    ttft_s: 0.0,
+                    tpot_s: 0.0,
+                    goodput_requests_per_s: 0.0,
+                    bottleneck: "memory_capacity".into(),
+                    reason: Some(e.to_string()),
+                });
                 last_err = Some(e);
                 continue;
             }
@@ -204,7 +212,7 @@ pub fn plan(
         }
         candidates.push(hi);
     }
-    if candidates.is_empty() {
+    if candidates.iter().all(|c| c.replicas == 0) {
         return Err(last_err
             .unwrap_or_else(|| SimError::Input("no TP degree to try: give --tp values".into())));
     }

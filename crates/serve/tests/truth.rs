@@ -564,3 +564,71 @@ fn bad_input_is_an_error_or_a_counted_rejection() {
     }
     assert!(run(&arch, &ServeConfig::default(), &[]).is_err());
 }
+
+/// `plan` returns the fewest replicas that hold the SLOs: one fewer fails them.
+#[test]
+fn plan_finds_the_smallest_feasible_layout() {
+    use bottleneck_serve::{plan, PlanRequest};
+    let arch = llama2_7b();
+    let hw = h100();
+    let reqs = generate(
+        1500,
+        Arrival::Poisson { rate: 40.0 },
+        &Lengths::LogNormal {
+            mean: 800.0,
+            sigma: 0.7,
+        },
+        &Lengths::LogNormal {
+            mean: 200.0,
+            sigma: 0.7,
+        },
+        17,
+    )
+    .unwrap();
+    let req = PlanRequest {
+        rate: 40.0,
+        percentile: 99.0,
+        slo_ttft_s: 0.5,
+        slo_tpot_s: 0.02,
+        tps: vec![1, 2],
+        pp: 1,
+        max_replicas: 32,
+        base: ServeConfig::default(),
+        seed: 17,
+    };
+    let p = plan(&arch, hw, bf16(), &reqs, &req).unwrap();
+    let best = p
+        .best
+        .clone()
+        .unwrap_or_else(|| panic!("no feasible layout: {:?}", p.candidates));
+    assert!(best.feasible && best.ttft_s <= 0.5 && best.tpot_s <= 0.02);
+    for c in &p.candidates {
+        assert!(c.gpus >= best.gpus);
+        if c.feasible && c.replicas > 1 {
+            let mut par = Parallel::single(hw.gpus_per_node());
+            par.tp = c.tp;
+            let sim = Simulation {
+                arch: &arch,
+                hw,
+                par,
+                prec: bf16(),
+            };
+            let cfg = ServeConfig {
+                replicas: c.replicas - 1,
+                ..ServeConfig::default()
+            };
+            let r = simulate(&sim, &cfg, &reqs, 17, Some(40.0), &mut |_, _| {}).unwrap();
+            assert!(
+                r.ttft_s.p99 > 0.5 || r.tpot_s.p99 > 0.02,
+                "TP {} with {} replicas also holds the SLOs",
+                c.tp,
+                c.replicas - 1
+            );
+        }
+    }
+    let bad = PlanRequest {
+        percentile: 95.0,
+        ..req
+    };
+    assert!(plan(&arch, hw, bf16(), &reqs, &bad).is_err());
+}

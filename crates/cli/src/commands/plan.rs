@@ -11,7 +11,7 @@ pub struct Args {
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Offered load in requests per second.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: f64,
     /// Time-to-first-token SLO in seconds.
     #[arg(long)]

@@ -174,7 +174,7 @@ pub struct Args {
     #[arg(long)]
     pub prefill_replicas: Option<u32>,
     /// Offered load in requests per second (1e6 measures saturated throughput).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Time-to-first-token SLO in seconds.
     #[arg(long, default_value_t = 1.0)]
