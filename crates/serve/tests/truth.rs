@@ -632,3 +632,87 @@ fn plan_finds_the_smallest_feasible_layout() {
     };
     assert!(plan(&arch, hw, bf16(), &reqs, &bad).is_err());
 }
+
+/// The JSON document of a small run (wall-clock fields zeroed) is stable.
+#[test]
+fn simulate_json_snapshot() {
+    let arch = llama2_7b();
+    let reqs = generate(
+        200,
+        Arrival::Gamma { rate: 8.0, cv: 2.0 },
+        &Lengths::Uniform { lo: 50, hi: 1500 },
+        &Lengths::Uniform { lo: 10, hi: 300 },
+        42,
+    )
+    .unwrap();
+    let cfg = ServeConfig {
+        kv_blocks: Some(600),
+        max_seqs: 16,
+        ..ServeConfig::default()
+    };
+    let mut r = run(&arch, &cfg, &reqs).unwrap();
+    r.sim_wall_s = 0.0;
+    r.events_per_s = 0.0;
+    insta::assert_json_snapshot!(r);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the workload and scheduler: every request completes or is rejected, the
+        /// latencies are ordered (queue ≤ TTFT ≤ E2E), the KV cache never overflows and the
+        /// run is reproducible.
+        #[test]
+        fn conservation_and_order(
+            seed in 0u64..1000,
+            rate in 0.5f64..200.0,
+            n in 1u64..300,
+            mean_prompt in 10.0f64..3000.0,
+            mean_output in 1.0f64..500.0,
+            blocks in 300u64..5000,
+            sched in 0usize..4,
+            swap in any::<bool>(),
+        ) {
+            let arch = llama2_7b();
+            let reqs = generate(
+                n,
+                Arrival::Poisson { rate },
+                &Lengths::LogNormal { mean: mean_prompt, sigma: 1.0 },
+                &Lengths::LogNormal { mean: mean_output, sigma: 1.0 },
+                seed,
+            ).unwrap();
+            let scheduler = [
+                SchedulerKind::Static,
+                SchedulerKind::Continuous,
+                SchedulerKind::Chunked,
+                SchedulerKind::Disaggregated,
+            ][sched];
+            let cfg = ServeConfig {
+                scheduler,
+                replicas: 2,
+                preemption: if swap { Preemption::Swap } else { Preemption::Recompute },
+                kv_blocks: Some(blocks),
+                max_batched_tokens: if scheduler == SchedulerKind::Chunked { 256 } else { 8192 },
+                record_requests: true,
+                ..ServeConfig::default()
+            };
+            let r = run(&arch, &cfg, &reqs).unwrap();
+            prop_assert_eq!(r.completed + r.rejected, n);
+            prop_assert!(!r.time_limit_hit);
+            prop_assert!(r.kv_utilization.max <= 1.0 + 1e-12);
+            for rec in &r.records {
+                if let (Some(q), Some(t), Some(e)) = (rec.queue_s, rec.ttft_s, rec.e2e_s) {
+                    prop_assert!(q <= t + 1e-12 && t <= e + 1e-12, "{:?}", rec);
+                } else {
+                    prop_assert!(rec.rejected, "{:?}", rec);
+                }
+            }
+            let again = run(&arch, &cfg, &reqs).unwrap();
+            prop_assert_eq!(again.records, r.records);
+        }
+    }
+}
