@@ -43,6 +43,8 @@ pub enum Activation {
     Gelu,
     GeluTanh,
     Relu,
+    /// ReLU squared (Primer; Nemotron-4's `relu2`), used in a plain (non-gated) MLP.
+    ReluSquared,
 }
 
 /// A feed-forward block.
