@@ -508,6 +508,16 @@ pub fn simulate(
             cfg.max_sim_time_s
         ));
     }
+    let stalled = e
+        .reqs
+        .iter()
+        .filter(|r| !matches!(r.state, State::Done | State::Rejected))
+        .count();
+    if stalled > 0 && !time_limit_hit {
+        warnings.push(format!(
+            "{stalled} requests never finished: the scheduler could not place them (report this with the command line)"
+        ));
+    }
     e.advance_queue(e.now);
     e.stats.rejected = rejected_overlong + rejected_capacity;
     e.stats.truncated = truncated;
@@ -922,6 +932,20 @@ impl Engine<'_, '_> {
     }
 
     fn plan_chunked(&mut self, ri: usize, step: &mut Step) -> bool {
+        loop {
+            if self.plan_chunked_once(ri, step) {
+                return true;
+            }
+            // Only unfinished prompts hold the blocks and none can take its next chunk: free
+            // the newest one's blocks so the others progress (vLLM preempts the same way).
+            let Some(victim) = self.reps[ri].running.pop() else {
+                return false;
+            };
+            self.preempt(ri, victim, step);
+        }
+    }
+
+    fn plan_chunked_once(&mut self, ri: usize, step: &mut Step) -> bool {
         self.swap_in(ri, step);
         self.make_room_for_decodes(ri, step);
         let mut budget = self

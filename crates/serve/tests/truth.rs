@@ -716,3 +716,27 @@ mod properties {
         }
     }
 }
+
+/// Long prompts admitted chunk by chunk can fill the KV cache with unfinished prefills; the
+/// chunked scheduler preempts the newest instead of stalling.
+#[test]
+fn chunked_prefill_never_stalls_on_a_full_cache() {
+    let arch = llama2_7b();
+    let reqs = generate(
+        300,
+        Arrival::Poisson { rate: 1e4 },
+        &Lengths::Uniform { lo: 2000, hi: 3900 },
+        &Lengths::Uniform { lo: 1, hi: 150 },
+        6,
+    )
+    .unwrap();
+    let cfg = ServeConfig {
+        scheduler: SchedulerKind::Chunked,
+        max_batched_tokens: 256,
+        kv_blocks: Some(400),
+        ..ServeConfig::default()
+    };
+    let r = run(&arch, &cfg, &reqs).unwrap();
+    assert_eq!(r.completed + r.rejected, 300, "{:?}", r.warnings);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
