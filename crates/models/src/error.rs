@@ -45,6 +45,11 @@ pub enum ModelError {
         field: String,
         problem: String,
     },
+    /// Sizes that multiply out to more parameters than any real model has.
+    #[error(
+        "config.json of '{name}': the sizes imply about {params:.2e} parameters, beyond 10^15: check hidden_size, intermediate_size, num_hidden_layers, the expert counts and vocab_size"
+    )]
+    Implausible { name: String, params: f64 },
     /// A name that is neither a built-in model nor a file.
     #[error(
         "unknown model '{spec}': did you mean {}? (`bottleneck models` lists the catalog; a path to a config.json or a folder holding one also works)", .suggestions.join(", ")

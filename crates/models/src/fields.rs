@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ModelError;
 
+/// The largest integer any size field may hold (2^40): far above any real model, low enough
+/// that the products the parameter count forms cannot overflow before the plausibility check.
+const MAX_FIELD: u64 = 1 << 40;
+
 /// A config object being read, with its problems and the assumptions made to fill gaps.
 pub(crate) struct Fields<'a> {
     pub name: &'a str,
@@ -69,6 +73,13 @@ impl<'a> Fields<'a> {
         let got = match v {
             Value::Number(n) => {
                 if let Some(u) = n.as_u64() {
+                    if u > MAX_FIELD {
+                        self.bad(
+                            &key,
+                            format!("is implausibly large (got {u}, above 2^40): fix the value"),
+                        );
+                        return None;
+                    }
                     if u == 0 && !allow_zero {
                         self.bad(&key, format!("must be {kind} (got 0): set the real size"));
                         return None;
@@ -76,7 +87,9 @@ impl<'a> Fields<'a> {
                     return Some(u);
                 }
                 match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f > 0.0 && f < 9.0e15 => return Some(f as u64),
+                    Some(f) if f.fract() == 0.0 && f > 0.0 && f <= MAX_FIELD as f64 => {
+                        return Some(f as u64)
+                    }
                     Some(f) if f.fract() == 0.0 && f == 0.0 && allow_zero => return Some(0),
                     _ => n.to_string(),
                 }

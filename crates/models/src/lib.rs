@@ -36,6 +36,17 @@ pub fn resolve(spec: &str) -> Result<ModelArch, ModelError> {
     if let Some(entry) = find(trimmed) {
         return Ok(entry.arch.clone());
     }
+    let looks_like_path = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("json"))
+        || trimmed.starts_with(['.', '/', '~', '\\'])
+        || trimmed.contains('\\');
+    if looks_like_path {
+        return Err(ModelError::Io {
+            path: trimmed.to_string(),
+            message: "no such file or folder".into(),
+        });
+    }
     let query = catalog::normalize(trimmed);
     let suggestions =
         bottleneck_core::catalog::nearest(&query, catalog().iter().map(|e| e.name.as_str()), 3)

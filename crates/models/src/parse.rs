@@ -61,8 +61,52 @@ pub fn from_config_json(name: &str, text: &str) -> Result<ModelArch, ModelError>
         });
     };
     let arch = from_object(name, obj)?;
+    let estimate = params_estimate(&arch);
+    // NaN cannot arise (finite inputs), but is rejected too.
+    if estimate.is_nan() || estimate >= MAX_PARAMS {
+        return Err(ModelError::Implausible {
+            name: name.to_string(),
+            params: estimate,
+        });
+    }
     arch.validate()?;
     Ok(arch)
+}
+
+/// No real model comes near 10^15 parameters; below it every integer product in
+/// `ModelArch::params()` and the KV-cache sizes fits in a u64.
+const MAX_PARAMS: f64 = 1e15;
+
+/// An upper bound of `ModelArch::params()` in floating point (which cannot overflow), counting
+/// every weight matrix, bias and norm generously.
+fn params_estimate(a: &ModelArch) -> f64 {
+    let h = a.hidden as f64;
+    let heads = a.heads as f64;
+    let attention = match &a.mla {
+        Some(m) => {
+            let qk = (m.qk_nope_head_dim + m.qk_rope_head_dim) as f64;
+            let q = m
+                .q_lora_rank
+                .map_or(h * heads * qk, |r| r as f64 * (h + 1.0 + heads * qk));
+            let kv_rank = m.kv_lora_rank as f64;
+            q + h * (kv_rank + m.qk_rope_head_dim as f64)
+                + kv_rank * (1.0 + heads * (m.qk_nope_head_dim + m.v_head_dim) as f64)
+                + heads * m.v_head_dim as f64 * h
+        }
+        None => {
+            let q = heads * a.head_dim as f64;
+            let kv = a.kv_heads as f64 * a.head_dim as f64;
+            (h + 1.0) * (2.0 * q + 2.0 * kv) + h
+        }
+    };
+    let mlp = |m: &Mlp| 3.0 * (h + 1.0) * (m.ffn as f64 + 1.0);
+    let ffn = mlp(&a.mlp)
+        + a.moe.as_ref().map_or(0.0, |m| {
+            m.experts as f64 * (mlp(&m.expert) + h) + m.shared.as_ref().map_or(0.0, mlp) + h
+        });
+    let norms = (a.norms_per_layer as f64 + 1.0) * 2.0 * h + a.extra_norm_params_per_layer as f64;
+    a.layers as f64 * (attention + ffn + norms)
+        + h * (2.0 * a.vocab as f64 + a.max_position as f64 + 2.0)
 }
 
 fn json_problem(e: &serde_json::Error) -> String {
@@ -457,9 +501,15 @@ fn decoder(f: &mut Fields, fam: &Family) -> ModelArch {
             let step = f.size_or(&["decoder_sparse_step"], 1, None);
             let dense_only = f.indices("mlp_only_layers");
             let shared_ffn = f.count_or(&["shared_expert_intermediate_size"], 0);
-            let moe_layers = (0..layers)
-                .filter(|i| !dense_only.contains(i) && (i + 1) % step == 0)
-                .count() as u64;
+            // Layers with (i + 1) % step == 0, less the dense-only ones among them (counted
+            // arithmetically: a hostile layer count must not become a long loop).
+            let mut dense_sparse: Vec<u64> = dense_only
+                .into_iter()
+                .filter(|&i| i < layers && (i + 1) % step == 0)
+                .collect();
+            dense_sparse.sort_unstable();
+            dense_sparse.dedup();
+            let moe_layers = layers / step - dense_sparse.len() as u64;
             let expert = Mlp {
                 ffn: expert_ffn,
                 ..mlp.clone()
@@ -590,7 +640,12 @@ fn deepseek(f: &mut Fields) -> ModelArch {
             let shared = f.count_or(&["n_shared_experts"], 0);
             let first_dense = f.count_or(&["first_k_dense_replace"], 0);
             let freq = f.size_or(&["moe_layer_freq"], 1, None);
-            let moe_layers = (first_dense..layers).filter(|i| i % freq == 0).count() as u64;
+            // Layers i in [first_dense, layers) with i % freq == 0.
+            let moe_layers = if first_dense >= layers {
+                0
+            } else {
+                (layers - 1) / freq + 1 - first_dense.div_ceil(freq)
+            };
             let expert = Mlp {
                 ffn: expert_ffn,
                 ..mlp.clone()
@@ -605,7 +660,7 @@ fn deepseek(f: &mut Fields) -> ModelArch {
                 top_k,
                 expert: expert.clone(),
                 shared: (shared > 0).then(|| Mlp {
-                    ffn: shared * expert_ffn,
+                    ffn: shared.saturating_mul(expert_ffn),
                     ..expert
                 }),
                 shared_gate: false,
