@@ -115,6 +115,9 @@ pub fn render(r: &SimReport) -> String {
         r.events_per_s,
         r.grid_pricings
     );
+    for a in &r.assumptions {
+        let _ = writeln!(s, "assumption: {a}");
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }

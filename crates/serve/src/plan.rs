@@ -31,6 +31,8 @@ pub struct PlanRequest {
     /// TP degrees to try.
     pub tps: Vec<u32>,
     pub pp: u32,
+    /// Expert-parallel degree (MoE models).
+    pub ep: u32,
     pub max_replicas: u32,
     pub base: ServeConfig,
     pub seed: u64,
@@ -128,6 +130,7 @@ pub fn plan(
         let mut par = Parallel::single(hw.gpus_per_node());
         par.tp = tp;
         par.pp = req.pp.max(1);
+        par.ep = req.ep.max(1);
         if let Err(e) = par.validate(arch) {
             last_err = Some(SimError::from(e));
             continue;

@@ -207,6 +207,8 @@ pub struct SimReport {
     /// Grid nodes priced directly (the rest of the steps were interpolated).
     pub grid_pricings: u64,
     pub sim_wall_s: f64,
+    /// Modelling assumptions behind the figures.
+    pub assumptions: Vec<String>,
     pub warnings: Vec<String>,
     /// Per-request outcomes when asked for (`--requests-csv`); not part of the JSON.
     #[serde(skip)]
@@ -433,9 +435,44 @@ pub(crate) fn build(
         },
         grid_pricings: st.pricings,
         sim_wall_s: wall_s,
+        assumptions: assumptions(sim, cfg),
         warnings,
         records,
     }
+}
+
+fn assumptions(sim: &Simulation<'_>, cfg: &ServeConfig) -> Vec<String> {
+    use crate::engine::{Preemption, SchedulerKind};
+    let mut v = vec![
+        "step times interpolated on a grid of (prefill tokens, decode sequences, KV tokens, attention pairs) priced by the infer replica model (≤ 1% from direct pricing in tests)".to_string(),
+        format!(
+            "KV blocks of {} tokens fill the memory left after weights and one full step's activations at {}% of capacity",
+            cfg.block_tokens,
+            (bottleneck_infer::USABLE_FRACTION * 100.0).round()
+        ),
+    ];
+    if cfg.preemption == Preemption::Swap {
+        v.push("KV swaps to host memory are priced on the inter-node link (a PCIe-class NIC path), serialised with the step".into());
+    }
+    if cfg.scheduler == SchedulerKind::Disaggregated {
+        v.push("KV moves from the prefill to the decode pool over the inter-node link, every TP rank sending its shard in parallel".into());
+    }
+    if cfg.scheduler == SchedulerKind::Static {
+        v.push("static batches pad prompts to the longest and return together when the longest output is done".into());
+    }
+    if cfg.prefix_caching {
+        v.push("the shared prefix is resident from the start (a warm cache)".into());
+    }
+    if sim.arch.sliding_window.is_some() {
+        v.push("sliding-window layers' attention at grid nodes uses min(K, S·window) keys (exact when all sequences are on one side of the window)".into());
+    }
+    if sim.par.pp > 1 {
+        v.push(
+            "with pipeline stages a step runs as pp micro-batches that keep every stage busy"
+                .into(),
+        );
+    }
+    v
 }
 
 fn mean_work(w: &StepWork, steps: u64) -> StepWork {

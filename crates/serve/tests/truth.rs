@@ -592,6 +592,7 @@ fn plan_finds_the_smallest_feasible_layout() {
         slo_tpot_s: 0.02,
         tps: vec![1, 2],
         pp: 1,
+        ep: 1,
         max_replicas: 32,
         base: ServeConfig::default(),
         seed: 17,

@@ -58,6 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         slo_tpot_s: a.slo_tpot,
         tps,
         pp: s.pp,
+        ep: s.ep,
         max_replicas: a.max_replicas,
         base: s.config(),
         seed: s.seed,
