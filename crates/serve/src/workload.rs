@@ -225,7 +225,8 @@ pub fn generate(
         };
         t += gap;
         out.push(RequestSpec {
-            arrival_ns: (t * NS).round() as u64,
+            // Saturates far beyond any simulated-time limit (and below the engine's sentinel).
+            arrival_ns: ((t * NS).round() as u64).min(u64::MAX / 2),
             prompt: ps.draw(&mut prng).max(1),
             output: os.draw(&mut orng).max(1),
         });

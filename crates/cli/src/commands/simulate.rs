@@ -145,8 +145,8 @@ impl ServeArgs {
         let arrival = Arrival::parse(&self.arrival, rate)?;
         let n = self.requests.unwrap_or(default_n);
         anyhow::ensure!(
-            (1..=50_000_000).contains(&n),
-            "--requests must be in 1..=50000000 (got {n})"
+            (1..=10_000_000).contains(&n),
+            "--requests must be in 1..=10000000 (got {n})"
         );
         let reqs = bottleneck_serve::workload::generate(
             n,
