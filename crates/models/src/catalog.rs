@@ -4,7 +4,6 @@
 use std::sync::OnceLock;
 
 use bottleneck_core::arch::ModelArch;
-use serde::Deserialize;
 
 use crate::parse::from_config_json;
 
@@ -37,27 +36,36 @@ pub struct CatalogEntry {
     pub arch: ModelArch,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Index {
-    model: Vec<IndexRow>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IndexRow {
-    name: String,
-    hf_repo: String,
+/// One row of `catalog/models/index.toml`, turned into Rust by the build script.
+pub(crate) struct IndexRow {
+    name: &'static str,
+    hf_repo: &'static str,
     published_params: u64,
     published_active_params: Option<u64>,
     active_unit: Option<u64>,
-    params_source: String,
-    #[serde(default)]
+    params_source: &'static str,
     head_counted_twice: bool,
-    #[serde(default)]
     active_excludes_embedding: bool,
-    #[serde(default)]
-    aliases: Vec<String>,
+    aliases: &'static [&'static str],
+}
+
+fn index() -> &'static [IndexRow] {
+    INDEX
+}
+
+fn config_text(name: &str) -> &'static str {
+    MODEL_FILES
+        .iter()
+        .find(|(stem, _)| *stem == name)
+        .map_or_else(
+            || panic!("catalog/models/{name}.json is missing"),
+            |(_, text)| *text,
+        )
+}
+
+fn parse_builtin(name: &str) -> ModelArch {
+    from_config_json(name, config_text(name))
+        .unwrap_or_else(|e| panic!("built-in model {name} is invalid: {e}"))
 }
 
 /// Every built-in model, parsed once, in index order.
@@ -67,37 +75,33 @@ struct IndexRow {
 pub fn catalog() -> &'static [CatalogEntry] {
     static CATALOG: OnceLock<Vec<CatalogEntry>> = OnceLock::new();
     CATALOG.get_or_init(|| {
-        let index: Index = toml::from_str(INDEX_TOML)
-            .unwrap_or_else(|e| panic!("built-in catalog/models/index.toml is invalid: {e}"));
-        index
-            .model
-            .into_iter()
-            .map(|row| {
-                let text = MODEL_FILES
-                    .iter()
-                    .find(|(stem, _)| *stem == row.name)
-                    .map_or_else(
-                        || panic!("catalog/models/{}.json is missing", row.name),
-                        |(_, text)| *text,
-                    );
-                let arch = from_config_json(&row.name, text)
-                    .unwrap_or_else(|e| panic!("built-in model {} is invalid: {e}", row.name));
-                CatalogEntry {
-                    name: row.name,
-                    hf_repo: row.hf_repo,
-                    published_params: row.published_params,
-                    published_active_params: row.published_active_params,
-                    active_unit: row.active_unit,
-                    params_source: row.params_source,
-                    head_counted_twice: row.head_counted_twice,
-                    active_excludes_embedding: row.active_excludes_embedding,
-                    aliases: row.aliases,
-                    config_json: text,
-                    arch,
-                }
+        index()
+            .iter()
+            .map(|row| CatalogEntry {
+                name: row.name.to_string(),
+                hf_repo: row.hf_repo.to_string(),
+                published_params: row.published_params,
+                published_active_params: row.published_active_params,
+                active_unit: row.active_unit,
+                params_source: row.params_source.to_string(),
+                head_counted_twice: row.head_counted_twice,
+                active_excludes_embedding: row.active_excludes_embedding,
+                aliases: row.aliases.iter().map(|a| (*a).to_string()).collect(),
+                config_json: config_text(row.name),
+                arch: parse_builtin(row.name),
             })
             .collect()
     })
+}
+
+/// The names of the built-in models, in index order (no config is parsed).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    index().iter().map(|r| r.name)
+}
+
+/// The architecture of the built-in model `spec` names, parsing only that model's config.
+pub(crate) fn builtin_arch(spec: &str) -> Option<ModelArch> {
+    find_row(spec).map(|row| parse_builtin(row.name))
 }
 
 /// The stems of the embedded config files (for tests that check index and files agree).
@@ -122,26 +126,31 @@ pub(crate) fn loose(s: &str) -> String {
 /// A built-in model by name, alias or Hugging Face repository id, tolerating case and
 /// separator variants (`Llama_3.1-8B`, `llama3.1-8b`, `meta-llama/Llama-3.1-8B`).
 pub fn find(spec: &str) -> Option<&'static CatalogEntry> {
-    let all = catalog();
+    let row = find_row(spec)?;
+    catalog().iter().find(|e| e.name == row.name)
+}
+
+fn find_row(spec: &str) -> Option<&'static IndexRow> {
+    let all = index();
     let key = normalize(spec);
-    if let Some(e) = all
+    if let Some(r) = all
         .iter()
-        .find(|e| e.name == key || e.aliases.iter().any(|a| normalize(a) == key))
+        .find(|r| r.name == key || r.aliases.iter().any(|a| normalize(a) == key))
     {
-        return Some(e);
+        return Some(r);
     }
-    if let Some(e) = all
+    if let Some(r) = all
         .iter()
-        .find(|e| e.hf_repo != "-" && e.hf_repo.to_ascii_lowercase() == key)
+        .find(|r| r.hf_repo != "-" && r.hf_repo.to_ascii_lowercase() == key)
     {
-        return Some(e);
+        return Some(r);
     }
     let lkey = loose(spec);
     let mut hits = all
         .iter()
-        .filter(|e| loose(&e.name) == lkey || e.aliases.iter().any(|a| loose(a) == lkey));
+        .filter(|r| loose(r.name) == lkey || r.aliases.iter().any(|a| loose(a) == lkey));
     match (hits.next(), hits.next()) {
-        (Some(e), None) => Some(e),
+        (Some(r), None) => Some(r),
         _ => None,
     }
 }

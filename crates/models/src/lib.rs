@@ -19,7 +19,7 @@ use std::path::Path;
 
 use bottleneck_core::arch::ModelArch;
 
-pub use catalog::{catalog, embedded_files, find, CatalogEntry};
+pub use catalog::{catalog, embedded_files, find, names, CatalogEntry};
 pub use error::ModelError;
 pub use parse::{from_config_json, FAMILIES};
 
@@ -33,8 +33,8 @@ pub fn resolve(spec: &str) -> Result<ModelArch, ModelError> {
     if !trimmed.is_empty() && path.exists() {
         return from_path(path);
     }
-    if let Some(entry) = find(trimmed) {
-        return Ok(entry.arch.clone());
+    if let Some(arch) = catalog::builtin_arch(trimmed) {
+        return Ok(arch);
     }
     let looks_like_path = path
         .extension()

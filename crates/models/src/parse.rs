@@ -910,8 +910,8 @@ fn opt(f: &mut Fields) -> ModelArch {
     let bias = f.flag("enable_bias", true);
     let mpe = f.size(&["max_position_embeddings"]);
     f.assume(format!(
-        "the learned position table has max_position_embeddings + 2 = {} rows (OPT's offset)",
-        mpe + 2
+        "the learned position table's 2 offset rows beyond max_position_embeddings ({} parameters) are not counted",
+        2 * hidden
     ));
     if let Some(proj) = f.size_opt(&["word_embed_proj_dim"]) {
         if proj != hidden {
@@ -935,7 +935,7 @@ fn opt(f: &mut Fields) -> ModelArch {
         parallel: false,
         norms_per_layer: 2,
         position: PositionKind::Learned,
-        max_position: mpe + 2,
+        max_position: mpe,
         tie: f.flag("tie_word_embeddings", true),
     };
     p.build(f)

@@ -62,7 +62,7 @@ fn biases_norms_and_positions_by_family() {
     let b = arch("bloom-176b");
     assert_eq!(b.position, PositionKind::Alibi);
     let o = arch("opt-66b");
-    assert_eq!(o.max_position, 2050);
+    assert_eq!(o.max_position, 2048);
     assert_eq!(o.mlp.activation, Activation::Relu);
     let nem = arch("nemotron-4-340b");
     assert!(!nem.mlp.gated);
