@@ -181,6 +181,10 @@ fn low_load_matches_single_request_analysis() {
         },
     )
     .unwrap();
+    eprintln!(
+        "low load: TTFT {:.6} vs infer {:.6}; TPOT {:.6} vs infer {:.6}",
+        r.ttft_s.mean, inf.ttft_s, r.tpot_s.mean, inf.tpot_s
+    );
     assert!(
         rel(r.ttft_s.mean, inf.ttft_s) <= 0.02,
         "TTFT {} vs {}",
@@ -224,6 +228,10 @@ fn saturated_throughput_matches_analytic_maximum() {
             .map(|i| replica.decode_step(b, l + i).time_s)
             .sum::<f64>();
     let analytic = (b * o) as f64 / cycle;
+    eprintln!(
+        "saturated: simulated {:.0} tok/s, analytic {analytic:.0} tok/s",
+        r.throughput.output_tokens_per_s
+    );
     assert!(
         rel(r.throughput.output_tokens_per_s, analytic) <= 0.05,
         "simulated {} tok/s vs analytic {analytic}",
@@ -255,6 +263,10 @@ fn littles_law_on_the_queue() {
     };
     let r = run(&arch, &cfg, &reqs).unwrap();
     assert_eq!(r.completed + r.rejected, 20_000);
+    eprintln!(
+        "Little: L = {:.4}, λW = {:.4}",
+        r.little.mean_queue_length, r.little.lambda_w
+    );
     assert!(
         r.little.mean_queue_length > 0.1,
         "the queue must be non-trivial"
@@ -295,6 +307,10 @@ fn md1_queue_matches_closed_form() {
         };
         let r = run(&arch, &cfg, &reqs).unwrap();
         let wq = rho * s / (2.0 * (1.0 - rho));
+        eprintln!(
+            "M/D/1 ρ={rho}: mean wait {:.6} s vs closed form {wq:.6} s",
+            r.queue_s.mean
+        );
         assert!(
             rel(r.queue_s.mean, wq) < 0.04,
             "ρ={rho}: mean wait {} vs M/D/1 {wq}",
