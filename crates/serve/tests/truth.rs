@@ -239,6 +239,58 @@ fn saturated_throughput_matches_analytic_maximum() {
     );
 }
 
+/// When the KV cache rather than `max_seqs` bounds the batch, static batching reserves
+/// `ceil((L + O) / block)` blocks per request, so the batch is `B = blocks / that` and the
+/// throughput the analytic `B·O / (prefill(B, L) + Σ_i decode(B, L + i))` (±5%).
+#[test]
+fn kv_limited_throughput_matches_analytic_maximum() {
+    let arch = llama2_7b();
+    let hw = h100();
+    let (l, o) = (1024u64, 1024u64);
+    let reqs = generate(
+        2000,
+        Arrival::Poisson { rate: 1e6 },
+        &Lengths::Fixed(l),
+        &Lengths::Fixed(o),
+        5,
+    )
+    .unwrap();
+    let cfg = ServeConfig {
+        scheduler: SchedulerKind::Static,
+        max_seqs: 4096,
+        ..ServeConfig::default()
+    };
+    let r = run(&arch, &cfg, &reqs).unwrap();
+    assert_eq!(r.completed, 2000);
+    let b = r.kv_blocks_per_replica / (l + o).div_ceil(cfg.block_tokens);
+    assert!(b > 8 && b < 1000, "batch {b}");
+    let replica = Replica::new(&arch, hw, Parallel::single(hw.gpus_per_node()), bf16()).unwrap();
+    let cycle = replica.prefill_step(b, l).time_s
+        + (0..o - 1)
+            .map(|i| replica.decode_step(b, l + i).time_s)
+            .sum::<f64>();
+    // Full batches of B, then the remainder.
+    let full = 2000 / b;
+    let rest = 2000 % b;
+    let mut total = full as f64 * cycle;
+    if rest > 0 {
+        total += replica.prefill_step(rest, l).time_s
+            + (0..o - 1)
+                .map(|i| replica.decode_step(rest, l + i).time_s)
+                .sum::<f64>();
+    }
+    let analytic = (2000 * o) as f64 / total;
+    eprintln!(
+        "KV-limited: batch {b}, simulated {:.0} tok/s, analytic {analytic:.0} tok/s",
+        r.throughput.output_tokens_per_s
+    );
+    assert!(
+        rel(r.throughput.output_tokens_per_s, analytic) <= 0.05,
+        "simulated {} tok/s vs analytic {analytic}",
+        r.throughput.output_tokens_per_s
+    );
+}
+
 /// Little's law L = λW holds on the admission queue of a loaded replica.
 #[test]
 fn littles_law_on_the_queue() {
