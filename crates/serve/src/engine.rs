@@ -349,6 +349,8 @@ struct Engine<'s, 'a> {
     queue_integral_ns: f64,
     queue_last_ns: u64,
     stats: RunStats,
+    /// Reused buffer of the requests leaving a replica after a step.
+    leaving: Vec<u32>,
     kv_bytes_per_token: f64,
     watermark: u64,
 }
@@ -488,6 +490,7 @@ pub fn simulate(
         queue_integral_ns: 0.0,
         queue_last_ns: 0,
         stats: RunStats::default(),
+        leaving: Vec::new(),
         kv_bytes_per_token: kv_bytes_per_seq_per_gpu(sim.arch, &sim.par, &sim.prec, 1_000_000)
             / 1e6,
         watermark: (blocks / 100).max(1).min(blocks.saturating_sub(1)),
@@ -793,12 +796,11 @@ impl Engine<'_, '_> {
             if running.len() as u64 <= self.reps[ri].free_blocks || running.len() <= 1 {
                 break;
             }
+            let bt = self.cfg.block_tokens;
             let mut short = 0u64;
             for &id in running {
                 let r = &self.reqs[id as usize];
-                if r.ctx >= r.need {
-                    short += self.blocks_for(id, r.ctx + 1) - r.blocks;
-                }
+                short += u64::from(r.ctx >= r.need && r.ctx + 1 - r.shared > r.blocks * bt);
             }
             if short <= self.reps[ri].free_blocks {
                 break;
@@ -815,9 +817,12 @@ impl Engine<'_, '_> {
         for &id in &rep.running {
             let r = &mut reqs[id as usize];
             if r.ctx >= r.need {
-                let nb = (r.ctx + 1 - r.shared).div_ceil(bt);
-                take += nb - r.blocks;
-                r.blocks = nb;
+                // Blocks cover ceil((ctx - shared) / bt) tokens' worth; one more token needs
+                // a new block only when they are full (a multiply, not a divide, per sequence).
+                if r.ctx + 1 - r.shared > r.blocks * bt {
+                    r.blocks += 1;
+                    take += 1;
+                }
                 step.decode.push(id);
                 n += 1;
                 ctx_sum += r.ctx;
@@ -1059,7 +1064,8 @@ impl Engine<'_, '_> {
         let now = self.now;
         let role = self.reps[ri].role;
         let is_static = self.cfg.scheduler == SchedulerKind::Static;
-        let mut any_done = false;
+        let mut leaving = std::mem::take(&mut self.leaving);
+        leaving.clear();
         for &(id, q) in &step.prefill {
             let r = &mut self.reqs[id as usize];
             r.ctx += q;
@@ -1069,7 +1075,7 @@ impl Engine<'_, '_> {
                     r.first_ns = now;
                 }
                 if r.generated >= r.output || role == Role::Prefill {
-                    any_done = true;
+                    leaving.push(id);
                 }
             }
         }
@@ -1082,7 +1088,7 @@ impl Engine<'_, '_> {
                 r.ctx += 1;
                 r.generated += 1;
                 if r.generated >= r.output {
-                    any_done = true;
+                    leaving.push(id);
                 }
             }
         }
@@ -1097,22 +1103,16 @@ impl Engine<'_, '_> {
                     self.complete(ri, id);
                 }
             }
-        } else if any_done {
-            let mut running = std::mem::take(&mut self.reps[ri].running);
-            let mut leaving = Vec::new();
-            running.retain(|&id| {
-                let r = &self.reqs[id as usize];
-                let done = r.generated >= r.output;
-                let hand_off = role == Role::Prefill && r.ctx >= r.need && r.generated >= 1;
-                if done || hand_off {
-                    leaving.push(id);
-                    false
-                } else {
-                    true
+        } else if !leaving.is_empty() {
+            let running = &mut self.reps[ri].running;
+            if let [one] = leaving[..] {
+                if let Some(pos) = running.iter().position(|&id| id == one) {
+                    running.remove(pos);
                 }
-            });
-            self.reps[ri].running = running;
-            for id in leaving {
+            } else {
+                running.retain(|id| !leaving.contains(id));
+            }
+            for &id in &leaving {
                 let r = &self.reqs[id as usize];
                 if r.generated >= r.output {
                     self.complete(ri, id);
@@ -1121,6 +1121,7 @@ impl Engine<'_, '_> {
                 }
             }
         }
+        self.leaving = leaving;
         self.reps[ri].step = step;
         self.reps[ri].busy = false;
         self.start_step(ri);
