@@ -268,10 +268,10 @@ enum State {
     Done,
 }
 
+/// The per-token state of a request, touched by every step it is in (kept small and apart
+/// from [`Cold`] so that a step's pass over its batch stays in cache).
 #[derive(Clone, Debug)]
 struct Req {
-    arrival_ns: u64,
-    prompt: u64,
     output: u64,
     /// Tokens whose KV must be computed before the sequence decodes.
     need: u64,
@@ -281,6 +281,13 @@ struct Req {
     shared: u64,
     generated: u64,
     blocks: u64,
+}
+
+/// The rest of a request's state, touched a few times in its life.
+#[derive(Clone, Debug)]
+struct Cold {
+    arrival_ns: u64,
+    prompt: u64,
     sched_ns: u64,
     first_ns: u64,
     done_ns: u64,
@@ -338,6 +345,7 @@ struct Engine<'s, 'a> {
     cfg: &'s ServeConfig,
     timer: StepTimer<'a>,
     reqs: Vec<Req>,
+    cold: Vec<Cold>,
     reps: Vec<Rep>,
     heap: BinaryHeap<Reverse<(u64, u64, u32, u32)>>,
     seq: u64,
@@ -389,6 +397,7 @@ pub fn simulate(
     let mut rejected_capacity = 0u64;
     let max_pos = sim.arch.max_position;
     let mut reqs: Vec<Req> = Vec::with_capacity(requests.len());
+    let mut cold: Vec<Cold> = Vec::with_capacity(requests.len());
     for r in requests {
         let mut prompt = r.prompt;
         let mut state = State::Pending;
@@ -416,14 +425,16 @@ pub fn simulate(
             rejected_capacity += 1;
         }
         reqs.push(Req {
-            arrival_ns: r.arrival_ns,
-            prompt,
             output: r.output,
             need: prompt,
             ctx: shared,
             shared,
             generated: 0,
             blocks: 0,
+        });
+        cold.push(Cold {
+            arrival_ns: r.arrival_ns,
+            prompt,
             sched_ns: NONE,
             first_ns: NONE,
             done_ns: NONE,
@@ -480,6 +491,7 @@ pub fn simulate(
         cfg,
         timer: StepTimer::new(replica),
         reqs,
+        cold,
         reps,
         heap: BinaryHeap::new(),
         seq: 0,
@@ -512,7 +524,7 @@ pub fn simulate(
         ));
     }
     let stalled = e
-        .reqs
+        .cold
         .iter()
         .filter(|r| !matches!(r.state, State::Done | State::Rejected))
         .count();
@@ -533,12 +545,13 @@ pub fn simulate(
     e.stats.busy_ns = e.reps.iter().map(|r| r.busy_ns).sum();
     e.stats.pricings = e.timer.pricings;
     let records: Vec<report::Finished> = e
-        .reqs
+        .cold
         .iter()
-        .map(|r| report::Finished {
+        .zip(&e.reqs)
+        .map(|(r, h)| report::Finished {
             arrival_ns: r.arrival_ns,
             prompt: r.prompt,
-            output: r.output,
+            output: h.output,
             sched_ns: r.sched_ns,
             first_ns: r.first_ns,
             done_ns: r.done_ns,
@@ -623,11 +636,11 @@ impl Engine<'_, '_> {
         let mut next = 0usize;
         let mut events = 0u64;
         loop {
-            while next < n && self.reqs[next].state == State::Rejected {
+            while next < n && self.cold[next].state == State::Rejected {
                 next += 1;
             }
             let arr = if next < n {
-                self.reqs[next].arrival_ns
+                self.cold[next].arrival_ns
             } else {
                 NONE
             };
@@ -696,17 +709,14 @@ impl Engine<'_, '_> {
     }
 
     fn arrive(&mut self, id: u32) {
-        let work = {
-            let r = &self.reqs[id as usize];
-            r.prompt + r.output
-        };
+        let work = self.cold[id as usize].prompt + self.reqs[id as usize].output;
         let pool = if self.cfg.scheduler == SchedulerKind::Disaggregated {
             Role::Prefill
         } else {
             Role::Both
         };
         let rep = self.route(pool, work);
-        let r = &mut self.reqs[id as usize];
+        let r = &mut self.cold[id as usize];
         r.replica = rep as u32;
         r.state = State::Waiting;
         self.reps[rep].waiting.push_back(id);
@@ -735,7 +745,7 @@ impl Engine<'_, '_> {
 
     fn mark_scheduled(&mut self, id: u32) {
         let now = self.now;
-        let r = &mut self.reqs[id as usize];
+        let r = &mut self.cold[id as usize];
         if r.sched_ns == NONE {
             r.sched_ns = now;
             self.queue_len -= 1;
@@ -844,18 +854,19 @@ impl Engine<'_, '_> {
             0.0
         };
         let r = &mut self.reqs[id as usize];
-        r.preemptions += 1;
+        let c = &mut self.cold[id as usize];
+        c.preemptions += 1;
         let freed = r.blocks;
         r.blocks = 0;
         match mode {
             Preemption::Recompute => {
-                r.need = r.prompt + r.generated;
+                r.need = c.prompt + r.generated;
                 r.ctx = r.shared;
-                r.state = State::Waiting;
+                c.state = State::Waiting;
                 self.reps[ri].waiting.push_front(id);
             }
             Preemption::Swap => {
-                r.state = State::Swapped;
+                c.state = State::Swapped;
                 step.extra_s += swap_s;
                 self.reps[ri].swapped.push_front(id);
             }
@@ -878,7 +889,7 @@ impl Engine<'_, '_> {
             step.extra_s += self.kv_move_s(ctx);
             let r = &mut self.reqs[id as usize];
             r.blocks = nb;
-            r.state = State::Running;
+            self.cold[id as usize].state = State::Running;
             self.reps[ri].running.push(id);
         }
     }
@@ -907,7 +918,7 @@ impl Engine<'_, '_> {
             self.reps[ri].free_blocks -= nb;
             let r = &mut self.reqs[id as usize];
             r.blocks += nb;
-            r.state = State::Running;
+            self.cold[id as usize].state = State::Running;
             self.reps[ri].running.push(id);
             if q > 0 {
                 step.prefill.push((id, q));
@@ -1001,7 +1012,7 @@ impl Engine<'_, '_> {
                 self.reps[ri].free_blocks -= nb;
                 let r = &mut self.reqs[id as usize];
                 r.blocks += nb;
-                r.state = State::Running;
+                self.cold[id as usize].state = State::Running;
                 self.reps[ri].running.push(id);
                 step.prefill.push((id, q));
                 step.work.add_prefill(q, ctx);
@@ -1019,10 +1030,8 @@ impl Engine<'_, '_> {
                 if self.reps[ri].running.len() >= self.cfg.max_seqs as usize {
                     break;
                 }
-                let (prompt, output) = {
-                    let r = &self.reqs[id as usize];
-                    (r.prompt, r.output)
-                };
+                let (prompt, output) =
+                    (self.cold[id as usize].prompt, self.reqs[id as usize].output);
                 let nb = self.blocks_for(id, prompt + output);
                 if nb > self.reps[ri].free_blocks {
                     break;
@@ -1031,7 +1040,7 @@ impl Engine<'_, '_> {
                 self.reps[ri].free_blocks -= nb;
                 let r = &mut self.reqs[id as usize];
                 r.blocks = nb;
-                r.state = State::Running;
+                self.cold[id as usize].state = State::Running;
                 self.reps[ri].running.push(id);
                 longest = longest.max(prompt);
             }
@@ -1071,8 +1080,9 @@ impl Engine<'_, '_> {
             r.ctx += q;
             if r.ctx >= r.need {
                 r.generated += 1;
-                if r.first_ns == NONE {
-                    r.first_ns = now;
+                let c = &mut self.cold[id as usize];
+                if c.first_ns == NONE {
+                    c.first_ns = now;
                 }
                 if r.generated >= r.output || role == Role::Prefill {
                     leaving.push(id);
@@ -1130,11 +1140,12 @@ impl Engine<'_, '_> {
     fn complete(&mut self, ri: usize, id: u32) {
         let now = self.now;
         let r = &mut self.reqs[id as usize];
-        r.done_ns = now;
-        r.state = State::Done;
+        let c = &mut self.cold[id as usize];
+        c.done_ns = now;
+        c.state = State::Done;
         let blocks = r.blocks;
         r.blocks = 0;
-        let work = r.prompt + r.output;
+        let work = c.prompt + r.output;
         self.stats.completed += 1;
         let rep = &mut self.reps[ri];
         rep.free_blocks += blocks;
@@ -1144,31 +1155,33 @@ impl Engine<'_, '_> {
     fn start_transfer(&mut self, from: usize, id: u32) {
         let (ctx, work) = {
             let r = &self.reqs[id as usize];
-            (r.ctx, r.prompt + r.output)
+            (r.ctx, self.cold[id as usize].prompt + r.output)
         };
         self.reps[from].outstanding = self.reps[from].outstanding.saturating_sub(work);
         let to = self.route(Role::Decode, work);
         let dt = ((self.kv_move_s(ctx) * NS).ceil() as u64).max(1);
         self.stats.transfers += 1;
         self.stats.transfer_ns += dt;
-        let r = &mut self.reqs[id as usize];
-        r.state = State::Transfer;
-        // The source keeps the blocks until the copy lands; `replica` names the destination.
-        r.replica = to as u32 | (from as u32) << 16;
+        let c = &mut self.cold[id as usize];
+        c.state = State::Transfer;
+        // The source keeps the blocks until the copy lands; `replica` packs destination and
+        // source.
+        c.replica = to as u32 | (from as u32) << 16;
         let now = self.now;
         self.push(now + dt, EV_TRANSFER, id);
     }
 
     fn transfer_done(&mut self, id: u32) {
         let (from, to) = {
-            let r = &self.reqs[id as usize];
-            ((r.replica >> 16) as usize, (r.replica & 0xffff) as usize)
+            let c = &self.cold[id as usize];
+            ((c.replica >> 16) as usize, (c.replica & 0xffff) as usize)
         };
         let r = &mut self.reqs[id as usize];
         let blocks = r.blocks;
         r.blocks = 0;
-        r.replica = to as u32;
-        r.state = State::Waiting;
+        let c = &mut self.cold[id as usize];
+        c.replica = to as u32;
+        c.state = State::Waiting;
         self.reps[from].free_blocks += blocks;
         self.reps[to].waiting.push_back(id);
         if !self.reps[to].busy {
