@@ -35,6 +35,8 @@ enum Command {
     Simulate(commands::simulate::Args),
     /// Fewest replicas that hold a rate within latency SLOs.
     Plan(commands::plan::Args),
+    /// Analysis of PyTorch profiler (Kineto) traces.
+    Trace(commands::trace::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Infer(a) => commands::infer::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Trace(a) => commands::trace::run(a),
     }
 }
 

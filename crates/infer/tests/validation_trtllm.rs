@@ -146,7 +146,17 @@ fn trtllm_v09_inference_validation() {
     assert_eq!(rows.len(), 144, "every row of the table is scored");
     println!(
         "{:<16} {:<13} {:<14} {:>5} {:>2} {:>5} {:>5} {:>5} {:>10} {:>10} {:>7}",
-        "id", "model", "gpu", "metric", "tp", "batch", "in", "out", "measured", "predicted", "error"
+        "id",
+        "model",
+        "gpu",
+        "metric",
+        "tp",
+        "batch",
+        "in",
+        "out",
+        "measured",
+        "predicted",
+        "error"
     );
     for r in &rows {
         println!(
@@ -154,7 +164,11 @@ fn trtllm_v09_inference_validation() {
             r.id,
             r.model,
             r.gpu,
-            if r.metric.starts_with("output") { "tput" } else { "ttft" },
+            if r.metric.starts_with("output") {
+                "tput"
+            } else {
+                "ttft"
+            },
             r.tp,
             r.batch,
             r.input,
@@ -165,7 +179,10 @@ fn trtllm_v09_inference_validation() {
         );
     }
     let summary = summarize(&rows);
-    println!("\n{:<14} {:<28} {:>4} {:>9} {:>9}", "gpu", "metric", "n", "median", "p90");
+    println!(
+        "\n{:<14} {:<28} {:>4} {:>9} {:>9}",
+        "gpu", "metric", "n", "median", "p90"
+    );
     for ((gpu, metric), (n, med, p90)) in &summary {
         println!(
             "{gpu:<14} {metric:<28} {n:>4} {:>8.1}% {:>8.1}%",
@@ -173,12 +190,19 @@ fn trtllm_v09_inference_validation() {
             p90 * 100.0
         );
     }
-    let (_, tput_median, _) = summary[&("all".to_string(), "output_tokens_per_s_per_gpu".to_string())];
+    let (_, tput_median, _) =
+        summary[&("all".to_string(), "output_tokens_per_s_per_gpu".to_string())];
     let (_, ttft_median, _) = summary[&("all".to_string(), "first_token_latency_s".to_string())];
     // Thresholds are the levels this model reaches today (see the closing note of the core
     // issue); they guard against regressions.
-    assert!(tput_median <= TPUT_MEDIAN_LIMIT, "throughput median |error| {tput_median:.3}");
-    assert!(ttft_median <= TTFT_MEDIAN_LIMIT, "TTFT median |error| {ttft_median:.3}");
+    assert!(
+        tput_median <= TPUT_MEDIAN_LIMIT,
+        "throughput median |error| {tput_median:.3}"
+    );
+    assert!(
+        ttft_median <= TTFT_MEDIAN_LIMIT,
+        "TTFT median |error| {ttft_median:.3}"
+    );
 }
 
 const TPUT_MEDIAN_LIMIT: f64 = 1.0;

@@ -4,3 +4,4 @@
 pub mod fmt;
 pub mod infer;
 pub mod serve;
+pub mod trace;

@@ -5,3 +5,4 @@ pub mod models;
 pub mod plan;
 pub mod show;
 pub mod simulate;
+pub mod trace;

@@ -1,0 +1,775 @@
+//! Per-rank analysis of one [`RawTrace`]: temporal breakdown, overlap, idle causes,
+//! kernel classes, iterations, top kernels, memory timeline. Definitions: docs/trace.md.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::classify::{self, Bucket, Collective, KernelClass};
+use crate::intervals::{self, Span};
+use crate::reader::{GpuOp, OpKind, RawTrace};
+use crate::warn::Warnings;
+use crate::{Compat, Options};
+
+const NS: f64 = 1e9;
+
+fn secs(ns: i64) -> f64 {
+    ns as f64 / NS
+}
+
+/// Busy time split four ways; the parts add up to `gpu_busy_s`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Breakdown {
+    /// Time at least one computation kernel runs.
+    pub computation_s: f64,
+    /// Time communication runs and no computation does (exposed communication).
+    pub communication_s: f64,
+    /// Time only memcpy/memset runs.
+    pub memory_s: f64,
+    /// Time only other GPU work (synchronisation kernels) runs.
+    pub other_s: f64,
+}
+
+/// Idle time split by cause; the parts add up to `idle_s`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct IdleCauses {
+    /// The host had not yet issued the next GPU operation (and was not in a data-loader wait or
+    /// a blocking call).
+    pub launch_bound_s: f64,
+    /// The host was waiting for the data loader.
+    pub data_loader_s: f64,
+    /// The host was blocked in a synchronising runtime call.
+    pub host_sync_s: f64,
+    /// The next operation had been issued before the GPU went idle: it waited on another
+    /// stream, an event or another device.
+    pub stream_wait_s: f64,
+    /// The rest: launch latency after the launch call, or operations without a launch record.
+    pub other_s: f64,
+}
+
+/// Time and count of one kernel class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassTime {
+    /// Class.
+    pub class: KernelClass,
+    /// Sum of the durations of its operations.
+    pub time_s: f64,
+    /// Operations.
+    pub count: u64,
+    /// `time_s` over the sum for all classes.
+    pub share: f64,
+}
+
+/// Time of one collective type.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectiveTime {
+    /// Collective.
+    pub collective: Collective,
+    /// Kernels.
+    pub count: u64,
+    /// Sum of kernel durations.
+    pub time_s: f64,
+    /// Sum of message sizes where the trace records them.
+    pub bytes: u64,
+}
+
+/// One `ProfilerStep#N`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Iteration {
+    /// N.
+    pub step: i64,
+    /// Host-side step duration.
+    pub duration_s: f64,
+    /// GPU operations launched in the step.
+    pub kernels: u64,
+    /// Union of those operations.
+    pub gpu_busy_s: f64,
+    /// Their breakdown.
+    pub breakdown: Breakdown,
+}
+
+/// One kernel name.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopKernel {
+    /// Full name (cut at 300 characters).
+    pub name: String,
+    /// Class.
+    pub class: KernelClass,
+    /// Calls.
+    pub count: u64,
+    /// Sum of durations.
+    pub total_s: f64,
+    /// Mean duration.
+    pub mean_s: f64,
+    /// `total_s` over the sum of all operation durations.
+    pub share: f64,
+}
+
+/// Allocator timeline of one device from `[memory]` events.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryTimeline {
+    /// Device (−1: host).
+    pub device: i32,
+    /// Samples.
+    pub samples: u64,
+    /// Highest `Total Allocated`.
+    pub peak_allocated_bytes: i64,
+    /// Highest `Total Reserved`.
+    pub peak_reserved_bytes: i64,
+    /// Up to 64 points `[seconds since the rank's first GPU operation, highest allocated bytes
+    /// in the bucket]`.
+    pub timeline: Vec<(f64, i64)>,
+}
+
+/// Breakdown of one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSummary {
+    /// Device index.
+    pub device: i32,
+    /// First operation start to last operation end.
+    pub span_s: f64,
+    /// Union of operations.
+    pub gpu_busy_s: f64,
+    /// `span_s − gpu_busy_s`.
+    pub idle_s: f64,
+    /// Split of busy time.
+    pub breakdown: Breakdown,
+}
+
+/// Launch linkage.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Launches {
+    /// Operations whose correlation id matched a runtime call.
+    pub linked: u64,
+    /// Operations without a matching runtime call (dangling flows, trace cut).
+    pub unlinked: u64,
+    /// Runtime calls that launched more than one operation (CUDA/HIP graphs).
+    pub multi_op_launches: u64,
+}
+
+/// The analysis of one rank (one trace file).
+#[derive(Debug, Clone, Serialize)]
+pub struct RankReport {
+    /// `distributedInfo.rank`, else the file's position in the input.
+    pub rank: i64,
+    /// The file.
+    pub file: String,
+    /// `distributedInfo.world_size`.
+    pub world_size: Option<i64>,
+    /// GPU name from the trace's device properties.
+    pub gpu: Option<String>,
+    /// The device the rank-level numbers describe (the busiest); `null` in `--compat hta`,
+    /// which pools all devices as HTA does.
+    pub device: Option<i32>,
+    /// Trace events read.
+    pub events: u64,
+    /// Decompressed JSON bytes read.
+    pub json_bytes: u64,
+    /// First GPU operation start to last end.
+    pub span_s: f64,
+    /// Union of GPU operations.
+    pub gpu_busy_s: f64,
+    /// `span_s − gpu_busy_s`.
+    pub idle_s: f64,
+    /// Split of `gpu_busy_s`.
+    pub breakdown: Breakdown,
+    /// Fraction of communication time during which computation also runs (`null` without
+    /// communication).
+    pub comm_overlap_fraction: Option<f64>,
+    /// Communication time not covered by computation (equals `breakdown.communication_s`).
+    pub exposed_communication_s: f64,
+    /// Split of `idle_s`.
+    pub idle_causes: IdleCauses,
+    /// Kernel classes.
+    pub classes: Vec<ClassTime>,
+    /// Communication by collective type.
+    pub collectives: Vec<CollectiveTime>,
+    /// Profiler steps.
+    pub iterations: Vec<Iteration>,
+    /// Kernels by total time.
+    pub top_kernels: Vec<TopKernel>,
+    /// Allocator timelines.
+    pub memory: Vec<MemoryTimeline>,
+    /// All devices, when the trace has more than one.
+    pub devices: Vec<DeviceSummary>,
+    /// Launch linkage.
+    pub launches: Launches,
+    /// Warnings for this file.
+    pub warnings: Warnings,
+}
+
+/// Per-bucket unions and their derived figures.
+struct Split {
+    start: i64,
+    end: i64,
+    busy: i64,
+    comp: i64,
+    comm_excl: i64,
+    mem_excl: i64,
+    other: i64,
+    comm_total: i64,
+    overlap: i64,
+    busy_union: Vec<Span>,
+}
+
+fn split(ops: &[(i64, i64, Bucket)]) -> Split {
+    let mut by: [Vec<Span>; 4] = Default::default();
+    let (mut start, mut end) = (i64::MAX, i64::MIN);
+    for &(a, b, k) in ops {
+        start = start.min(a);
+        end = end.max(b);
+        let i = match k {
+            Bucket::Computation => 0,
+            Bucket::Communication => 1,
+            Bucket::Memory => 2,
+            Bucket::Other => 3,
+        };
+        by[i].push((a, b));
+    }
+    let [comp, comm, mem, oth] = by.map(intervals::merge);
+    let cc = intervals::union(&comp, &comm);
+    let ccm = intervals::union(&cc, &mem);
+    let all = intervals::union(&ccm, &oth);
+    let (l_comp, l_comm, l_cc, l_ccm, l_all) = (
+        intervals::len(&comp),
+        intervals::len(&comm),
+        intervals::len(&cc),
+        intervals::len(&ccm),
+        intervals::len(&all),
+    );
+    if ops.is_empty() {
+        start = 0;
+        end = 0;
+    }
+    Split {
+        start,
+        end,
+        busy: l_all,
+        comp: l_comp,
+        comm_excl: l_cc - l_comp,
+        mem_excl: l_ccm - l_cc,
+        other: l_all - l_ccm,
+        comm_total: l_comm,
+        overlap: l_comp + l_comm - l_cc,
+        busy_union: all,
+    }
+}
+
+fn breakdown_of(s: &Split) -> Breakdown {
+    Breakdown {
+        computation_s: secs(s.comp),
+        communication_s: secs(s.comm_excl),
+        memory_s: secs(s.mem_excl),
+        other_s: secs(s.other),
+    }
+}
+
+/// The runtime call that launched `correlation` (runtime calls sorted by correlation).
+fn launch_of(t: &RawTrace, correlation: i64) -> Option<&crate::reader::RuntimeCall> {
+    if correlation < 0 {
+        return None;
+    }
+    let i = t.runtime.partition_point(|r| r.correlation < correlation);
+    t.runtime.get(i).filter(|r| r.correlation == correlation)
+}
+
+fn is_work(op: &GpuOp) -> bool {
+    matches!(op.kind, OpKind::Kernel | OpKind::Memcpy | OpKind::Memset)
+}
+
+/// Analyses one rank. `index` is the file's position, used when the trace has no rank.
+pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
+    let mut warnings = t.warnings.clone();
+    let rank = t.rank.unwrap_or_else(|| {
+        warnings.add("rank_missing", || {
+            format!(
+                "{}: no distributedInfo.rank; using the file's position {index}",
+                t.path
+            )
+        });
+        index as i64
+    });
+
+    // Launch linkage over all GPU operations.
+    let mut per_corr: HashMap<i64, u32> = HashMap::new();
+    let mut linked = 0u64;
+    let mut unlinked = 0u64;
+    for op in t.gpu_ops.iter().filter(|o| is_work(o)) {
+        if launch_of(t, op.correlation).is_some() {
+            linked += 1;
+            *per_corr.entry(op.correlation).or_insert(0) += 1;
+        } else {
+            unlinked += 1;
+        }
+    }
+    if unlinked > 0 && !t.runtime.is_empty() {
+        warnings.add("unlinked_gpu_ops", || {
+            format!(
+                "{unlinked} GPU operations have no launching runtime call (dangling correlation)"
+            )
+        });
+    }
+    let launches = Launches {
+        linked,
+        unlinked,
+        multi_op_launches: per_corr.values().filter(|&&n| n > 1).count() as u64,
+    };
+
+    // Devices by busy time.
+    let mut dev_ops: BTreeMap<i32, Vec<(i64, i64, Bucket)>> = BTreeMap::new();
+    for op in t.gpu_ops.iter().filter(|o| is_work(o)) {
+        dev_ops
+            .entry(op.device)
+            .or_default()
+            .push((op.start_ns, op.end_ns, op.class.bucket()));
+    }
+    let mut devices: Vec<(DeviceSummary, Split)> = dev_ops
+        .iter()
+        .map(|(&d, ops)| {
+            let s = split(ops);
+            let span = s.end - s.start;
+            (
+                DeviceSummary {
+                    device: d,
+                    span_s: secs(span),
+                    gpu_busy_s: secs(s.busy),
+                    idle_s: secs(span - s.busy),
+                    breakdown: breakdown_of(&s),
+                },
+                s,
+            )
+        })
+        .collect();
+    let primary = devices
+        .iter()
+        .enumerate()
+        .max_by(|a, b| {
+            a.1 .1
+                .busy
+                .cmp(&b.1 .1.busy)
+                .then(b.1 .0.device.cmp(&a.1 .0.device))
+        })
+        .map(|(i, _)| i);
+    if t.gpu_ops.iter().all(|o| !is_work(o)) {
+        warnings.add("no_gpu_activity", || {
+            format!(
+                "{}: no GPU kernels, copies or sets; GPU figures are zero",
+                t.path
+            )
+        });
+    }
+    let primary_dev = primary.map(|i| devices[i].0.device);
+
+    let (span_ns, busy_ns, bd, overlap, exposed, comm_total, origin, idle_causes) =
+        match opts.compat {
+            Compat::Native => {
+                let (span, busy, bd, ov, ex, ct, origin, causes) = match primary {
+                    Some(i) => {
+                        let s = &devices[i].1;
+                        let causes =
+                            idle_causes(t, primary_dev.unwrap_or(0), &s.busy_union, s.start, s.end);
+                        (
+                            s.end - s.start,
+                            s.busy,
+                            breakdown_of(s),
+                            s.overlap,
+                            s.comm_excl,
+                            s.comm_total,
+                            s.start,
+                            causes,
+                        )
+                    }
+                    None => (
+                        0,
+                        0,
+                        Breakdown::default(),
+                        0,
+                        0,
+                        0,
+                        0,
+                        IdleCauses::default(),
+                    ),
+                };
+                (span, busy, bd, ov, ex, ct, origin, causes)
+            }
+            Compat::Hta => hta_figures(t, &mut warnings),
+        };
+
+    let ops_in_scope: Vec<&GpuOp> = t
+        .gpu_ops
+        .iter()
+        .filter(|o| is_work(o) && (opts.compat == Compat::Hta || Some(o.device) == primary_dev))
+        .collect();
+    let class_of = |o: &GpuOp| {
+        if opts.compat == Compat::Hta {
+            o.hta_class
+        } else {
+            o.class
+        }
+    };
+
+    // Classes.
+    let mut class_map: BTreeMap<KernelClass, (i64, u64)> = BTreeMap::new();
+    for o in &ops_in_scope {
+        let e = class_map.entry(class_of(o)).or_insert((0, 0));
+        e.0 += o.end_ns - o.start_ns;
+        e.1 += 1;
+    }
+    let total_op_ns: i64 = class_map.values().map(|v| v.0).sum();
+    let share = |x: i64| {
+        if total_op_ns > 0 {
+            x as f64 / total_op_ns as f64
+        } else {
+            0.0
+        }
+    };
+    let mut classes: Vec<ClassTime> = class_map
+        .iter()
+        .map(|(&class, &(ns, count))| ClassTime {
+            class,
+            time_s: secs(ns),
+            count,
+            share: share(ns),
+        })
+        .collect();
+    classes.sort_by(|a, b| b.time_s.total_cmp(&a.time_s).then(a.class.cmp(&b.class)));
+
+    // Collectives.
+    let mut coll_map: BTreeMap<Collective, (u64, i64, u64)> = BTreeMap::new();
+    for o in ops_in_scope
+        .iter()
+        .filter(|o| o.class == KernelClass::Communication)
+    {
+        let info = coll_info(t, o);
+        let c = info.map_or_else(
+            || classify::collective(&t.names[o.name as usize]),
+            |i| classify::collective(&i.name),
+        );
+        let c = if c == Collective::Unknown {
+            classify::collective(&t.names[o.name as usize])
+        } else {
+            c
+        };
+        let e = coll_map.entry(c).or_insert((0, 0, 0));
+        e.0 += 1;
+        e.1 += o.end_ns - o.start_ns;
+        e.2 += info.and_then(|i| i.bytes).unwrap_or(0);
+    }
+    let collectives = coll_map
+        .into_iter()
+        .map(|(collective, (count, ns, bytes))| CollectiveTime {
+            collective,
+            count,
+            time_s: secs(ns),
+            bytes,
+        })
+        .collect();
+
+    // Top kernels.
+    let mut by_name: HashMap<u32, (i64, u64, KernelClass)> = HashMap::new();
+    for o in &ops_in_scope {
+        let e = by_name.entry(o.name).or_insert((0, 0, class_of(o)));
+        e.0 += o.end_ns - o.start_ns;
+        e.1 += 1;
+    }
+    let mut top: Vec<(u32, (i64, u64, KernelClass))> = by_name.into_iter().collect();
+    top.sort_by(|a, b| {
+        b.1 .0
+            .cmp(&a.1 .0)
+            .then_with(|| t.names[a.0 as usize].cmp(&t.names[b.0 as usize]))
+    });
+    let top_kernels = top
+        .into_iter()
+        .take(opts.top)
+        .map(|(id, (ns, count, class))| {
+            let name = &t.names[id as usize];
+            let name = if name.chars().count() > 300 {
+                name.chars().take(300).collect()
+            } else {
+                name.clone()
+            };
+            TopKernel {
+                name,
+                class,
+                count,
+                total_s: secs(ns),
+                mean_s: secs(ns) / count as f64,
+                share: share(ns),
+            }
+        })
+        .collect();
+
+    let iterations = iterations(t, &ops_in_scope, &class_of);
+    let memory = memory_timelines(t, origin);
+    let gpu = t.device_names.first().cloned();
+    let comm_overlap_fraction = (comm_total > 0).then(|| overlap as f64 / comm_total as f64);
+    let all_devices = if devices.len() > 1 {
+        devices.drain(..).map(|d| d.0).collect()
+    } else {
+        Vec::new()
+    };
+    RankReport {
+        rank,
+        file: t.path.clone(),
+        world_size: t.world_size,
+        gpu,
+        device: if opts.compat == Compat::Hta {
+            None
+        } else {
+            primary_dev
+        },
+        events: t.events,
+        json_bytes: t.json_bytes,
+        span_s: secs(span_ns),
+        gpu_busy_s: secs(busy_ns),
+        idle_s: secs(span_ns - busy_ns),
+        breakdown: bd,
+        comm_overlap_fraction,
+        exposed_communication_s: secs(exposed),
+        idle_causes,
+        classes,
+        collectives,
+        iterations,
+        top_kernels,
+        memory,
+        devices: all_devices,
+        launches,
+        warnings,
+    }
+}
+
+/// Collective metadata of a communication kernel: its own arguments, else those of the
+/// `record_param_comms` op with the same External id.
+pub(crate) fn coll_info<'a>(t: &'a RawTrace, o: &GpuOp) -> Option<&'a crate::reader::CollInfo> {
+    if o.coll != u32::MAX {
+        return t.collectives.get(o.coll as usize);
+    }
+    t.comms_by_external
+        .get(&o.external_id)
+        .and_then(|&i| t.collectives.get(i as usize))
+}
+
+/// Idle time of one device split by cause (definitions in docs/trace.md).
+fn idle_causes(t: &RawTrace, device: i32, busy: &[Span], _start: i64, _end: i64) -> IdleCauses {
+    let dl = intervals::merge(t.dataloader.clone());
+    let mut host = t.dataloader.clone();
+    host.extend_from_slice(&t.host_sync);
+    let host = intervals::merge(host);
+    // First operation (by start) of each busy interval: the one that ended the gap before it.
+    let mut starters: Vec<(i64, i64)> = t
+        .gpu_ops
+        .iter()
+        .filter(|o| is_work(o) && o.device == device)
+        .map(|o| (o.start_ns, o.correlation))
+        .collect();
+    starters.sort_unstable();
+    let mut c = IdleCauses::default();
+    let (mut lb, mut dl_ns, mut hs, mut sw, mut other) = (0i64, 0i64, 0i64, 0i64, 0i64);
+    for w in busy.windows(2) {
+        let (a, b) = (w[0].1, w[1].0);
+        let i = starters.partition_point(|s| s.0 < b);
+        // Among ops starting exactly at b, take the earliest launch.
+        let launch = starters[i..]
+            .iter()
+            .take_while(|s| s.0 == b)
+            .filter_map(|s| launch_of(t, s.1))
+            .map(|r| r.start_ns)
+            .min();
+        let d = intervals::covered(&dl, a, b);
+        let h = intervals::covered(&host, a, b) - d;
+        dl_ns += d;
+        hs += h;
+        match launch {
+            Some(l) => {
+                let l = l.clamp(a, b);
+                lb += (l - a) - intervals::covered(&host, a, l);
+                let rest = (b - l) - intervals::covered(&host, l, b);
+                if l == a {
+                    sw += rest;
+                } else {
+                    other += rest;
+                }
+            }
+            None => other += (b - a) - intervals::covered(&host, a, b),
+        }
+    }
+    c.launch_bound_s = secs(lb);
+    c.data_loader_s = secs(dl_ns);
+    c.host_sync_s = secs(hs);
+    c.stream_wait_s = secs(sw);
+    c.other_s = secs(other);
+    c
+}
+
+/// HTA's temporal breakdown and overlap (`--compat hta`).
+#[allow(clippy::type_complexity)]
+fn hta_figures(
+    t: &RawTrace,
+    warnings: &mut Warnings,
+) -> (i64, i64, Breakdown, i64, i64, i64, i64, IdleCauses) {
+    // HTA keeps GPU events with a stream (kernels, copies, sets, cuda_sync); with two or more
+    // ProfilerSteps it keeps only those launched before the last step starts.
+    let last_step = if t.steps.len() >= 2 {
+        t.steps.iter().map(|s| s.start_ns).max()
+    } else {
+        None
+    };
+    if t.steps.len() < 2 {
+        warnings.add("hta_window", || {
+            "fewer than two ProfilerSteps: HTA analyses the whole trace".into()
+        });
+    }
+    let ops: Vec<&GpuOp> = t
+        .gpu_ops
+        .iter()
+        .filter(|o| o.stream >= 0)
+        .filter(|o| match last_step {
+            None => true,
+            Some(ls) => launch_of(t, o.correlation).is_some_and(|r| r.start_ns < ls),
+        })
+        .collect();
+    let spans = |f: &dyn Fn(&GpuOp) -> bool| -> Vec<Span> {
+        ops.iter()
+            .filter(|o| f(o))
+            .map(|o| (o.hta_start_ns, o.hta_end_ns))
+            .collect()
+    };
+    let Some((run, first, last)) = intervals::hta_merge(spans(&|_| true)) else {
+        return (
+            0,
+            0,
+            Breakdown::default(),
+            0,
+            0,
+            0,
+            0,
+            IdleCauses::default(),
+        );
+    };
+    let kernel_time = last - first;
+    let comp = intervals::hta_merge(spans(&|o| o.hta_class.bucket() == Bucket::Computation))
+        .map_or(0, |x| x.0);
+    let idle = kernel_time - run;
+    // Split HTA's non-compute time with the same priority rule as the native breakdown.
+    let proper = |f: &dyn Fn(&GpuOp) -> bool| -> Vec<Span> {
+        ops.iter()
+            .filter(|o| f(o))
+            .map(|o| (o.hta_start_ns, o.hta_end_ns.max(o.hta_start_ns)))
+            .collect()
+    };
+    let u_comp = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Computation));
+    let u_comm = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Communication));
+    let u_mem = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Memory));
+    let u_cc = intervals::union(&u_comp, &u_comm);
+    let u_ccm = intervals::union(&u_cc, &u_mem);
+    let non_compute = run - comp;
+    let comm_excl = intervals::len(&u_cc) - intervals::len(&u_comp);
+    let mem_excl = intervals::len(&u_ccm) - intervals::len(&u_cc);
+    let other = non_compute - comm_excl - mem_excl;
+    let l_comm = intervals::len(&u_comm);
+    let overlap = intervals::len(&u_comp) + l_comm - intervals::len(&u_cc);
+    let bd = Breakdown {
+        computation_s: secs(comp),
+        communication_s: secs(comm_excl),
+        memory_s: secs(mem_excl),
+        other_s: secs(other),
+    };
+    let causes = IdleCauses {
+        other_s: secs(idle),
+        ..IdleCauses::default()
+    };
+    (
+        kernel_time,
+        kernel_time - idle,
+        bd,
+        overlap,
+        comm_excl,
+        l_comm,
+        first,
+        causes,
+    )
+}
+
+fn iterations(
+    t: &RawTrace,
+    ops: &[&GpuOp],
+    class_of: &dyn Fn(&GpuOp) -> KernelClass,
+) -> Vec<Iteration> {
+    if t.steps.is_empty() {
+        return Vec::new();
+    }
+    let mut steps = t.steps.clone();
+    steps.sort_by_key(|s| s.start_ns);
+    let mut per: Vec<Vec<(i64, i64, Bucket)>> = vec![Vec::new(); steps.len()];
+    for o in ops {
+        let Some(r) = launch_of(t, o.correlation) else {
+            continue;
+        };
+        let i = steps.partition_point(|s| s.start_ns <= r.start_ns);
+        if i == 0 {
+            continue;
+        }
+        let s = &steps[i - 1];
+        if r.start_ns < s.end_ns {
+            per[i - 1].push((o.start_ns, o.end_ns, class_of(o).bucket()));
+        }
+    }
+    steps
+        .iter()
+        .zip(per)
+        .map(|(s, ops)| {
+            let sp = split(&ops);
+            Iteration {
+                step: s.step,
+                duration_s: secs(s.end_ns - s.start_ns),
+                kernels: ops.len() as u64,
+                gpu_busy_s: secs(sp.busy),
+                breakdown: breakdown_of(&sp),
+            }
+        })
+        .collect()
+}
+
+fn memory_timelines(t: &RawTrace, origin: i64) -> Vec<MemoryTimeline> {
+    const POINTS: usize = 64;
+    let mut by_dev: BTreeMap<i32, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for m in &t.memory {
+        by_dev
+            .entry(m.device)
+            .or_default()
+            .push((m.ts_ns, m.allocated, m.reserved));
+    }
+    by_dev
+        .into_iter()
+        .map(|(device, mut v)| {
+            v.sort_unstable();
+            let (t0, t1) = (v[0].0, v[v.len() - 1].0);
+            let width = ((t1 - t0) / POINTS as i64).max(1);
+            let mut timeline: Vec<(f64, i64)> = Vec::new();
+            let mut bucket_end = t0 + width;
+            let mut cur: Option<(i64, i64)> = None;
+            for &(ts, alloc, _) in &v {
+                while ts >= bucket_end && timeline.len() < POINTS - 1 {
+                    if let Some((bt, ba)) = cur.take() {
+                        timeline.push((secs(bt - origin), ba));
+                    }
+                    bucket_end += width;
+                }
+                cur = Some(match cur {
+                    Some((bt, ba)) => (bt, ba.max(alloc)),
+                    None => (ts, alloc),
+                });
+            }
+            if let Some((bt, ba)) = cur {
+                timeline.push((secs(bt - origin), ba));
+            }
+            MemoryTimeline {
+                device,
+                samples: v.len() as u64,
+                peak_allocated_bytes: v.iter().map(|x| x.1).max().unwrap_or(0),
+                peak_reserved_bytes: v.iter().map(|x| x.2).max().unwrap_or(0),
+                timeline,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,835 @@
+//! Streaming reader of Kineto Chrome-trace JSON (plain or gzip) into a compact [`RawTrace`].
+//!
+//! The document is never held as a tree: a byte scanner finds each element of `traceEvents`
+//! and `serde_json` parses that one element into borrowed fields. Only what the analysis needs
+//! is kept (GPU operations, runtime calls, profiler steps, data-loader spans, memory samples,
+//! collective metadata), so memory grows with GPU activity, not with file size.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::classify::{self, KernelClass};
+use crate::error::TraceError;
+use crate::scan::{ScanError, Scanner};
+use crate::warn::Warnings;
+
+/// Kind of GPU-side activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// A kernel.
+    Kernel,
+    /// A memory copy.
+    Memcpy,
+    /// A memory set.
+    Memset,
+    /// A GPU-side synchronisation span (`cuda_sync`: stream, event or context sync).
+    Sync,
+}
+
+/// One GPU operation, times in nanoseconds on the trace's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuOp {
+    /// Start, ns.
+    pub start_ns: i64,
+    /// End, ns (≥ start).
+    pub end_ns: i64,
+    /// Start as HTA reads it: ⌈ts⌉ in whole µs, expressed in ns.
+    pub hta_start_ns: i64,
+    /// End as HTA reads it: ⌊ts + dur⌋ in whole µs, expressed in ns (may precede the start).
+    pub hta_end_ns: i64,
+    /// Interned name.
+    pub name: u32,
+    /// Device index (`args.device`, else the numeric `pid`).
+    pub device: i32,
+    /// Stream (`args.stream`, else the numeric `tid` or `"stream N"`).
+    pub stream: i32,
+    /// `args.correlation`, linking it to the runtime call that launched it (−1: none).
+    pub correlation: i64,
+    /// `args.External id` (−1: none).
+    pub external_id: i64,
+    /// Kind.
+    pub kind: OpKind,
+    /// Native class.
+    pub class: KernelClass,
+    /// HTA's class.
+    pub hta_class: KernelClass,
+    /// Index into [`RawTrace::collectives`], or `u32::MAX`.
+    pub coll: u32,
+}
+
+/// A CUDA/HIP runtime or driver call on the host.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeCall {
+    /// Start, ns.
+    pub start_ns: i64,
+    /// End, ns.
+    pub end_ns: i64,
+    /// `args.correlation`.
+    pub correlation: i64,
+    /// Whether the call blocks the host on the device.
+    pub sync: bool,
+}
+
+/// Collective metadata from kernel or `record_param_comms` arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollInfo {
+    /// Process-group name (`Process Group Name`), or `"default"` when absent.
+    pub pg: String,
+    /// Collective name as written (`allreduce`, `_allgather_base`, ...).
+    pub name: String,
+    /// Sequence number in the process group when the trace records one (`Seq`).
+    pub seq: Option<i64>,
+    /// Message size in bytes (`In msg nelems` × dtype size), when known.
+    pub bytes: Option<u64>,
+    /// Ranks in the group, when known.
+    pub group_size: Option<u32>,
+}
+
+/// A `ProfilerStep#N` span.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// N.
+    pub step: i64,
+    /// Start, ns.
+    pub start_ns: i64,
+    /// End, ns.
+    pub end_ns: i64,
+}
+
+/// A `[memory]` allocator sample.
+#[derive(Debug, Clone, Copy)]
+pub struct MemSample {
+    /// Time, ns.
+    pub ts_ns: i64,
+    /// Device (−1: host).
+    pub device: i32,
+    /// `Total Allocated` bytes.
+    pub allocated: i64,
+    /// `Total Reserved` bytes.
+    pub reserved: i64,
+}
+
+/// Everything the analysis needs from one trace file.
+#[derive(Debug, Default)]
+pub struct RawTrace {
+    /// Source path as given.
+    pub path: String,
+    /// Decompressed JSON bytes read.
+    pub json_bytes: u64,
+    /// Trace events seen.
+    pub events: u64,
+    /// `distributedInfo.rank`.
+    pub rank: Option<i64>,
+    /// `distributedInfo.world_size`.
+    pub world_size: Option<i64>,
+    /// `baseTimeNanoseconds` (0 when absent): add to trace times for wall-clock time.
+    pub base_time_ns: i64,
+    /// `displayTimeUnit`, when present (display only: Kineto times are µs regardless).
+    pub display_time_unit: Option<String>,
+    /// GPU names from `deviceProperties` / `computeProperties`.
+    pub device_names: Vec<String>,
+    /// Interned names.
+    pub names: Vec<String>,
+    /// GPU operations.
+    pub gpu_ops: Vec<GpuOp>,
+    /// Runtime calls that carry a correlation id, sorted by correlation after reading.
+    pub runtime: Vec<RuntimeCall>,
+    /// Host-side blocking calls (ns spans).
+    pub host_sync: Vec<(i64, i64)>,
+    /// Data-loader spans (ns).
+    pub dataloader: Vec<(i64, i64)>,
+    /// Profiler steps.
+    pub steps: Vec<Step>,
+    /// Allocator samples.
+    pub memory: Vec<MemSample>,
+    /// Collective metadata.
+    pub collectives: Vec<CollInfo>,
+    /// Collective metadata of CPU `record_param_comms` ops by External id.
+    pub comms_by_external: HashMap<i64, u32>,
+    /// Warnings counted while reading.
+    pub warnings: Warnings,
+}
+
+/// A number or a string, as Kineto writes `ts`, `dur`, `pid`, `tid`, ids.
+#[derive(Debug, Clone)]
+enum Scalar<'a> {
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(i64::from(v)))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Str(Cow::Borrowed("")))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Str(Cow::Borrowed("")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Scalar<'_> {
+    /// As an integer (strings parsed; `"stream 7"` gives 7).
+    fn int(&self) -> Option<i64> {
+        match self {
+            Self::Int(i) => Some(*i),
+            Self::Float(f) if f.is_finite() => Some(*f as i64),
+            Self::Float(_) => None,
+            Self::Str(s) => {
+                let t = s.trim();
+                t.parse::<i64>().ok().or_else(|| {
+                    t.rsplit(' ')
+                        .next()
+                        .and_then(|w| w.parse::<i64>().ok())
+                        .filter(|_| t.starts_with("stream"))
+                })
+            }
+        }
+    }
+
+    /// A time in µs converted to integer ns; strings are parsed exactly.
+    fn micros_to_ns(&self) -> Option<i64> {
+        match self {
+            Self::Int(i) => i.checked_mul(1000),
+            Self::Float(f) if f.is_finite() => Some((f * 1000.0).round() as i64),
+            Self::Float(_) => None,
+            Self::Str(s) => parse_decimal_us(s.trim()),
+        }
+    }
+}
+
+/// Parses a decimal µs string (`"1234.5678"`) into ns without going through `f64`.
+fn parse_decimal_us(s: &str) -> Option<i64> {
+    let (neg, body) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (int_part, frac) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty() && frac.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| (f * 1000.0).round() as i64);
+    }
+    let whole: i64 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().ok()?
+    };
+    let mut ns = whole.checked_mul(1000)?;
+    let digits = frac.as_bytes();
+    let mut scale = 100;
+    for &d in digits.iter().take(3) {
+        ns += i64::from(d - b'0') * scale;
+        scale /= 10;
+    }
+    if digits.len() > 3 && digits[3] >= b'5' {
+        ns += 1;
+    }
+    Some(if neg { -ns } else { ns })
+}
+
+#[derive(Deserialize)]
+struct Args<'a> {
+    #[serde(default, borrow)]
+    correlation: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "External id")]
+    external_id: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "external id")]
+    external_id_legacy: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    stream: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    device: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "Collective name")]
+    collective: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "Process Group Name")]
+    pg_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "Seq")]
+    seq: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "In msg nelems")]
+    in_nelems: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "Group size")]
+    group_size: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    dtype: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "Total Allocated")]
+    total_allocated: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "Total Reserved")]
+    total_reserved: Option<Scalar<'a>>,
+    #[serde(default, borrow, rename = "Device Id")]
+    device_id: Option<Scalar<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(default, borrow)]
+    ph: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    cat: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pid: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    tid: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    ts: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    dur: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    args: Option<Args<'a>>,
+}
+
+fn dtype_bytes(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "Float" | "Int" | "float32" | "int32" | "UInt32" => 4,
+        "BFloat16" | "Half" | "bfloat16" | "float16" | "Short" => 2,
+        "Double" | "Long" | "float64" | "int64" | "ComplexFloat" => 8,
+        "Byte" | "Char" | "Bool" | "Float8_e4m3fn" | "Float8_e5m2" | "Float8_e4m3fnuz"
+        | "Float8_e5m2fnuz" | "uint8" | "int8" => 1,
+        _ => return None,
+    })
+}
+
+/// What kind of event a category names.
+enum Cat {
+    Kernel,
+    Memcpy,
+    Memset,
+    GpuSync,
+    Runtime,
+    CpuOp,
+    Instant,
+    Ignored,
+    Unknown,
+}
+
+fn category(cat: &str) -> Cat {
+    match cat {
+        "kernel" | "Kernel" => Cat::Kernel,
+        "gpu_memcpy" | "Memcpy" => Cat::Memcpy,
+        "gpu_memset" | "Memset" => Cat::Memset,
+        "cuda_sync" => Cat::GpuSync,
+        "cuda_runtime" | "Runtime" | "cuda_driver" | "hip_runtime" => Cat::Runtime,
+        "cpu_op" | "Operator" | "user_annotation" | "python_function" => Cat::CpuOp,
+        "cpu_instant_event" => Cat::Instant,
+        "ac2g"
+        | "async"
+        | "async_gpu"
+        | "async_cpu_to_gpu"
+        | "fwdbwd"
+        | "Trace"
+        | "gpu_user_annotation"
+        | "overhead"
+        | "python"
+        | "Python"
+        | "mtia_runtime"
+        | "mtia_ccp_events"
+        | "privateuse1_runtime"
+        | "privateuse1_driver"
+        | "Memory"
+        | "gpu_user_annotation_cuda"
+        | "cuda_profiler_range" => Cat::Ignored,
+        _ => Cat::Unknown,
+    }
+}
+
+/// Accumulates events into a [`RawTrace`].
+struct Builder {
+    t: RawTrace,
+    intern: HashMap<String, u32>,
+    /// (native, HTA) class per interned name and category, filled on first sight.
+    classes: HashMap<(u32, u8), (KernelClass, KernelClass)>,
+}
+
+impl Builder {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.intern.get(name) {
+            return id;
+        }
+        let id = self.t.names.len() as u32;
+        self.t.names.push(name.to_owned());
+        self.intern.insert(name.to_owned(), id);
+        id
+    }
+
+    fn coll_info(&mut self, a: &Args<'_>) -> Option<u32> {
+        let name = a.collective.as_deref()?;
+        let elems = a.in_nelems.as_ref().and_then(Scalar::int);
+        let size = a.dtype.as_deref().and_then(dtype_bytes);
+        let info = CollInfo {
+            pg: a.pg_name.as_deref().unwrap_or("default").to_owned(),
+            name: name.to_owned(),
+            seq: a.seq.as_ref().and_then(Scalar::int),
+            bytes: match (elems, size) {
+                (Some(e), Some(s)) if e >= 0 => Some(e as u64 * s),
+                _ => None,
+            },
+            group_size: a
+                .group_size
+                .as_ref()
+                .and_then(Scalar::int)
+                .map(|g| g as u32),
+        };
+        self.t.collectives.push(info);
+        Some(self.t.collectives.len() as u32 - 1)
+    }
+
+    fn event(&mut self, e: Event<'_>) {
+        self.t.events += 1;
+        let ph = e.ph.as_deref().unwrap_or("");
+        let name = e.name.as_deref().unwrap_or("");
+        if ph == "M" || ph == "s" || ph == "f" || ph == "t" {
+            return;
+        }
+        let Some(cat_str) = e.cat.as_deref() else {
+            return;
+        };
+        let cat = category(cat_str);
+        if let Cat::Unknown = cat {
+            self.t.warnings.add("unknown_category", || {
+                format!("unknown event category {cat_str:?} (ignored)")
+            });
+            return;
+        }
+        if let Cat::Ignored = cat {
+            return;
+        }
+        let Some(ts) = e.ts.as_ref().and_then(Scalar::micros_to_ns) else {
+            self.t.warnings.add("missing_timestamp", || {
+                format!("event {name:?} has no usable ts (ignored)")
+            });
+            return;
+        };
+        if let Cat::Instant = cat {
+            if name == "[memory]" {
+                if let Some(a) = &e.args {
+                    let alloc = a.total_allocated.as_ref().and_then(Scalar::int);
+                    if let Some(allocated) = alloc {
+                        self.t.memory.push(MemSample {
+                            ts_ns: ts,
+                            device: a.device_id.as_ref().and_then(Scalar::int).unwrap_or(-1) as i32,
+                            allocated,
+                            reserved: a.total_reserved.as_ref().and_then(Scalar::int).unwrap_or(0),
+                        });
+                    }
+                }
+            }
+            return;
+        }
+        let dur_us = e.dur.as_ref().and_then(Scalar::micros_to_ns);
+        let Some(dur) = dur_us else {
+            if ph == "X" {
+                self.t.warnings.add("missing_duration", || {
+                    format!("complete event {name:?} has no dur (ignored)")
+                });
+            }
+            return;
+        };
+        if dur < 0 {
+            self.t.warnings.add("negative_duration", || {
+                format!("event {name:?} has negative dur {dur} ns (ignored)")
+            });
+            return;
+        }
+        let end = ts + dur;
+        let args = e.args.as_ref();
+        let correlation = args
+            .and_then(|a| a.correlation.as_ref())
+            .and_then(Scalar::int)
+            .unwrap_or(-1);
+        match cat {
+            Cat::Kernel | Cat::Memcpy | Cat::Memset | Cat::GpuSync => {
+                let kind = match cat {
+                    Cat::Kernel => OpKind::Kernel,
+                    Cat::Memcpy => OpKind::Memcpy,
+                    Cat::Memset => OpKind::Memset,
+                    _ => OpKind::Sync,
+                };
+                let device = args
+                    .and_then(|a| a.device.as_ref())
+                    .and_then(Scalar::int)
+                    .or_else(|| e.pid.as_ref().and_then(Scalar::int))
+                    .unwrap_or(0) as i32;
+                let stream = args
+                    .and_then(|a| a.stream.as_ref())
+                    .and_then(Scalar::int)
+                    .or_else(|| e.tid.as_ref().and_then(Scalar::int))
+                    .unwrap_or(-1) as i32;
+                let coll = if kind == OpKind::Kernel {
+                    args.and_then(|a| self.coll_info(a)).unwrap_or(u32::MAX)
+                } else {
+                    u32::MAX
+                };
+                let external_id = args
+                    .and_then(|a| a.external_id.as_ref().or(a.external_id_legacy.as_ref()))
+                    .and_then(Scalar::int)
+                    .unwrap_or(-1);
+                let id = self.intern(name);
+                let (class, hta_class) =
+                    *self
+                        .classes
+                        .entry((id, kind as u8))
+                        .or_insert_with(|| match kind {
+                            OpKind::Sync => (KernelClass::Sync, classify::classify_hta(name)),
+                            _ => (
+                                classify::classify(name, cat_str),
+                                classify::classify_hta(name),
+                            ),
+                        });
+                // HTA rounds float times inward to whole µs (trace_parser.round_down_time_stamps).
+                let hta_start_ns =
+                    ts.div_euclid(1000) * 1000 + if ts.rem_euclid(1000) > 0 { 1000 } else { 0 };
+                let hta_end_ns = end.div_euclid(1000) * 1000;
+                self.t.gpu_ops.push(GpuOp {
+                    start_ns: ts,
+                    end_ns: end,
+                    hta_start_ns,
+                    hta_end_ns,
+                    name: id,
+                    device,
+                    stream,
+                    correlation,
+                    external_id,
+                    kind,
+                    class,
+                    hta_class,
+                    coll,
+                });
+            }
+            Cat::Runtime => {
+                let sync = classify::is_sync_call(name);
+                if sync {
+                    self.t.host_sync.push((ts, end));
+                }
+                if correlation >= 0 {
+                    self.t.runtime.push(RuntimeCall {
+                        start_ns: ts,
+                        end_ns: end,
+                        correlation,
+                        sync,
+                    });
+                }
+            }
+            Cat::CpuOp => {
+                if let Some(rest) = name.strip_prefix("ProfilerStep#") {
+                    if let Ok(step) = rest.trim().parse::<i64>() {
+                        self.t.steps.push(Step {
+                            step,
+                            start_ns: ts,
+                            end_ns: end,
+                        });
+                    }
+                } else if name == "record_param_comms" || name.starts_with("nccl:") {
+                    if let Some(a) = args {
+                        let ext = a.external_id.as_ref().and_then(Scalar::int);
+                        if let (Some(ext), Some(idx)) = (ext, self.coll_info(a)) {
+                            self.t.comms_by_external.insert(ext, idx);
+                        }
+                    }
+                } else if classify::is_dataloader(name) {
+                    self.t.dataloader.push((ts, end));
+                }
+            }
+            Cat::Instant | Cat::Ignored | Cat::Unknown => {}
+        }
+    }
+
+    fn metadata(&mut self, key: &str, value: &[u8]) {
+        match key {
+            "distributedInfo" => {
+                #[derive(Deserialize)]
+                struct Dist {
+                    rank: Option<i64>,
+                    world_size: Option<i64>,
+                }
+                match serde_json::from_slice::<Dist>(value) {
+                    Ok(d) => {
+                        self.t.rank = d.rank;
+                        self.t.world_size = d.world_size;
+                    }
+                    Err(_) => self.t.warnings.add("bad_metadata", || {
+                        "distributedInfo is not an object with rank/world_size (ignored)".into()
+                    }),
+                }
+            }
+            "baseTimeNanoseconds" => match serde_json::from_slice::<Scalar>(value)
+                .ok()
+                .and_then(|s| s.int())
+            {
+                Some(b) => self.t.base_time_ns = b,
+                None => self.t.warnings.add("bad_metadata", || {
+                    "baseTimeNanoseconds is not a number (ignored)".into()
+                }),
+            },
+            "displayTimeUnit" => {
+                self.t.display_time_unit = serde_json::from_slice::<String>(value).ok();
+            }
+            "deviceProperties" | "computeProperties" => {
+                #[derive(Deserialize)]
+                struct Dev {
+                    name: Option<String>,
+                }
+                if let Ok(devs) = serde_json::from_slice::<Vec<Dev>>(value) {
+                    self.t
+                        .device_names
+                        .extend(devs.into_iter().filter_map(|d| d.name));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads one trace file (gzip detected by its magic bytes).
+pub fn read_file(path: &Path) -> Result<RawTrace, TraceError> {
+    let io_err = |source| TraceError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = BufReader::with_capacity(1 << 16, File::open(path).map_err(io_err)?);
+    let mut magic = [0u8; 2];
+    let n = read_prefix(&mut f, &mut magic).map_err(io_err)?;
+    let head = io::Cursor::new(magic[..n].to_vec()).chain(f);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        read(flate2::read::MultiGzDecoder::new(head), path, true)
+    } else {
+        read(head, path, false)
+    }
+}
+
+fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads a trace from any reader. `gz` only changes how I/O errors are reported.
+pub fn read<R: Read>(r: R, path: &Path, gz: bool) -> Result<RawTrace, TraceError> {
+    let mut b = Builder {
+        t: RawTrace {
+            path: path.display().to_string(),
+            ..RawTrace::default()
+        },
+        intern: HashMap::new(),
+        classes: HashMap::new(),
+    };
+    let mut s = Scanner::new(r);
+    let mut saw_events = false;
+    let result = parse_document(&mut s, &mut b, &mut saw_events);
+    b.t.json_bytes = s.bytes_read();
+    match result {
+        Ok(()) => {}
+        Err(ScanError::Eof) => {
+            let offset = s.bytes_read();
+            if b.t.events == 0 {
+                return Err(TraceError::Truncated {
+                    path: path.to_owned(),
+                    offset,
+                });
+            }
+            b.t.warnings.add("truncated", || format!("input ends at byte {offset} inside the document; analysed the complete events before it"));
+        }
+        Err(ScanError::Io(e)) => {
+            let offset = s.bytes_read();
+            let eofish = e.kind() == io::ErrorKind::UnexpectedEof;
+            if gz && !eofish {
+                return Err(TraceError::Gzip {
+                    path: path.to_owned(),
+                    offset,
+                    detail: e.to_string(),
+                });
+            }
+            if !gz && !eofish {
+                return Err(TraceError::Io {
+                    path: path.to_owned(),
+                    source: e,
+                });
+            }
+            if b.t.events == 0 {
+                return Err(TraceError::Truncated {
+                    path: path.to_owned(),
+                    offset,
+                });
+            }
+            b.t.warnings.add("truncated", || format!("compressed input ends at byte {offset} of JSON; analysed the complete events before it"));
+        }
+        Err(ScanError::Unexpected { found }) => {
+            return Err(TraceError::Json {
+                path: path.to_owned(),
+                offset: s.offset(),
+                detail: format!("unexpected {:?}", char::from(found)),
+            });
+        }
+        Err(ScanError::Json(offset, detail)) => {
+            return Err(TraceError::Json {
+                path: path.to_owned(),
+                offset,
+                detail,
+            });
+        }
+    }
+    if !saw_events {
+        return Err(TraceError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    b.t.runtime.sort_by_key(|r| r.correlation);
+    Ok(b.t)
+}
+
+/// Offset inside `bytes` of serde_json's (1-based) line and column.
+fn line_col_offset(bytes: &[u8], line: usize, col: usize) -> usize {
+    let mut off = 0;
+    for _ in 1..line {
+        match memchr::memchr(b'\n', &bytes[off..]) {
+            Some(k) => off += k + 1,
+            None => break,
+        }
+    }
+    (off + col.saturating_sub(1)).min(bytes.len())
+}
+
+fn parse_document<R: Read>(
+    s: &mut Scanner<R>,
+    b: &mut Builder,
+    saw_events: &mut bool,
+) -> Result<(), ScanError> {
+    match s.expect(b"{[")? {
+        b'[' => {
+            *saw_events = true;
+            return parse_events(s, b);
+        }
+        _ => {}
+    }
+    if s.peek()? == Some(b'}') {
+        s.expect(b"}")?;
+        return Ok(());
+    }
+    loop {
+        let r = s.value()?;
+        let key_raw = s.slice(r);
+        if key_raw.first() != Some(&b'"') {
+            return Err(ScanError::Unexpected { found: key_raw[0] });
+        }
+        let key: String = serde_json::from_slice(key_raw)
+            .map_err(|e| ScanError::Json(s.offset_of(r.0), e.to_string()))?;
+        s.expect(b":")?;
+        if key == "traceEvents" {
+            if s.peek()? == Some(b'[') {
+                s.expect(b"[")?;
+                *saw_events = true;
+                parse_events(s, b)?;
+            } else {
+                let _ = s.value()?;
+                b.t.warnings.add("bad_metadata", || {
+                    "traceEvents is not an array (ignored)".into()
+                });
+            }
+        } else {
+            let r = s.value()?;
+            let bytes = s.slice(r).to_vec();
+            b.metadata(&key, &bytes);
+        }
+        if s.expect(b",}")? == b'}' {
+            return Ok(());
+        }
+    }
+}
+
+fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), ScanError> {
+    if s.peek()? == Some(b']') {
+        s.expect(b"]")?;
+        return Ok(());
+    }
+    loop {
+        let r = s.value()?;
+        let bytes = s.slice(r);
+        match serde_json::from_slice::<Event>(bytes) {
+            Ok(e) => b.event(e),
+            Err(e) => {
+                if e.is_data() {
+                    let msg = e.to_string();
+                    b.t.events += 1;
+                    b.t.warnings.add("bad_event", || {
+                        format!("event at byte {}: {msg} (ignored)", s.offset_of(r.0))
+                    });
+                } else {
+                    let off = line_col_offset(bytes, e.line(), e.column());
+                    return Err(ScanError::Json(
+                        s.offset_of(r.0) + off as u64,
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        if s.expect(b",]")? == b']' {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_strings_are_exact() {
+        assert_eq!(
+            parse_decimal_us("1712195495505583.123"),
+            Some(1_712_195_495_505_583_123)
+        );
+        assert_eq!(parse_decimal_us("12"), Some(12_000));
+        assert_eq!(parse_decimal_us("-1.5"), Some(-1_500));
+        assert_eq!(parse_decimal_us("0.0004"), Some(0));
+        assert_eq!(parse_decimal_us("1e3"), Some(1_000_000));
+    }
+}
