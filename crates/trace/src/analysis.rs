@@ -287,7 +287,7 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
                 t.path
             )
         });
-        index as i64
+        i64::try_from(index).unwrap_or(i64::MAX)
     });
 
     // Launch linkage over all GPU operations.
@@ -360,40 +360,22 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
     }
     let primary_dev = primary.map(|i| devices[i].0.device);
 
-    let (span_ns, busy_ns, bd, overlap, exposed, comm_total, origin, idle_causes) =
-        match opts.compat {
-            Compat::Native => {
-                let (span, busy, bd, ov, ex, ct, origin, causes) = match primary {
-                    Some(i) => {
-                        let s = &devices[i].1;
-                        let causes =
-                            idle_causes(t, primary_dev.unwrap_or(0), &s.busy_union, s.start, s.end);
-                        (
-                            s.end - s.start,
-                            s.busy,
-                            breakdown_of(s),
-                            s.overlap,
-                            s.comm_excl,
-                            s.comm_total,
-                            s.start,
-                            causes,
-                        )
-                    }
-                    None => (
-                        0,
-                        0,
-                        Breakdown::default(),
-                        0,
-                        0,
-                        0,
-                        0,
-                        IdleCauses::default(),
-                    ),
-                };
-                (span, busy, bd, ov, ex, ct, origin, causes)
+    let fig = match opts.compat {
+        Compat::Native => primary.map_or_else(Figures::default, |i| {
+            let s = &devices[i].1;
+            Figures {
+                span_ns: s.end - s.start,
+                busy_ns: s.busy,
+                breakdown: breakdown_of(s),
+                overlap_ns: s.overlap,
+                exposed_ns: s.comm_excl,
+                comm_total_ns: s.comm_total,
+                origin_ns: s.start,
+                idle_causes: idle_causes(t, devices[i].0.device, &s.busy_union),
             }
-            Compat::Hta => hta_figures(t, &mut warnings),
-        };
+        }),
+        Compat::Hta => hta_figures(t, &mut warnings),
+    };
 
     let ops_in_scope: Vec<&GpuOp> = t
         .gpu_ops
@@ -500,9 +482,10 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
         .collect();
 
     let iterations = iterations(t, &ops_in_scope, &class_of);
-    let memory = memory_timelines(t, origin);
+    let memory = memory_timelines(t, fig.origin_ns);
     let gpu = t.device_names.first().cloned();
-    let comm_overlap_fraction = (comm_total > 0).then(|| overlap as f64 / comm_total as f64);
+    let comm_overlap_fraction =
+        (fig.comm_total_ns > 0).then(|| fig.overlap_ns as f64 / fig.comm_total_ns as f64);
     let all_devices = if devices.len() > 1 {
         devices.drain(..).map(|d| d.0).collect()
     } else {
@@ -520,13 +503,13 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
         },
         events: t.events,
         json_bytes: t.json_bytes,
-        span_s: secs(span_ns),
-        gpu_busy_s: secs(busy_ns),
-        idle_s: secs(span_ns - busy_ns),
-        breakdown: bd,
+        span_s: secs(fig.span_ns),
+        gpu_busy_s: secs(fig.busy_ns),
+        idle_s: secs(fig.span_ns - fig.busy_ns),
+        breakdown: fig.breakdown,
         comm_overlap_fraction,
-        exposed_communication_s: secs(exposed),
-        idle_causes,
+        exposed_communication_s: secs(fig.exposed_ns),
+        idle_causes: fig.idle_causes,
         classes,
         collectives,
         iterations,
@@ -550,7 +533,7 @@ pub(crate) fn coll_info<'a>(t: &'a RawTrace, o: &GpuOp) -> Option<&'a crate::rea
 }
 
 /// Idle time of one device split by cause (definitions in docs/trace.md).
-fn idle_causes(t: &RawTrace, device: i32, busy: &[Span], _start: i64, _end: i64) -> IdleCauses {
+fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> IdleCauses {
     let dl = intervals::merge(t.dataloader.clone());
     let mut host = t.dataloader.clone();
     host.extend_from_slice(&t.host_sync);
@@ -601,12 +584,22 @@ fn idle_causes(t: &RawTrace, device: i32, busy: &[Span], _start: i64, _end: i64)
     c
 }
 
+/// The rank-level figures of one convention, in ns.
+#[derive(Default)]
+struct Figures {
+    span_ns: i64,
+    busy_ns: i64,
+    breakdown: Breakdown,
+    overlap_ns: i64,
+    exposed_ns: i64,
+    comm_total_ns: i64,
+    /// Time origin of the memory timeline (first GPU operation).
+    origin_ns: i64,
+    idle_causes: IdleCauses,
+}
+
 /// HTA's temporal breakdown and overlap (`--compat hta`).
-#[allow(clippy::type_complexity)]
-fn hta_figures(
-    t: &RawTrace,
-    warnings: &mut Warnings,
-) -> (i64, i64, Breakdown, i64, i64, i64, i64, IdleCauses) {
+fn hta_figures(t: &RawTrace, warnings: &mut Warnings) -> Figures {
     // HTA keeps GPU events with a stream (kernels, copies, sets, cuda_sync); with two or more
     // ProfilerSteps it keeps only those launched before the last step starts.
     let last_step = if t.steps.len() >= 2 {
@@ -635,16 +628,7 @@ fn hta_figures(
             .collect()
     };
     let Some((run, first, last)) = intervals::hta_merge(spans(&|_| true)) else {
-        return (
-            0,
-            0,
-            Breakdown::default(),
-            0,
-            0,
-            0,
-            0,
-            IdleCauses::default(),
-        );
+        return Figures::default();
     };
     let kernel_time = last - first;
     let comp = intervals::hta_merge(spans(&|o| o.hta_class.bucket() == Bucket::Computation))
@@ -678,16 +662,16 @@ fn hta_figures(
         other_s: secs(idle),
         ..IdleCauses::default()
     };
-    (
-        kernel_time,
-        kernel_time - idle,
-        bd,
-        overlap,
-        comm_excl,
-        l_comm,
-        first,
-        causes,
-    )
+    Figures {
+        span_ns: kernel_time,
+        busy_ns: kernel_time - idle,
+        breakdown: bd,
+        overlap_ns: overlap,
+        exposed_ns: comm_excl,
+        comm_total_ns: l_comm,
+        origin_ns: first,
+        idle_causes: causes,
+    }
 }
 
 fn iterations(
@@ -731,7 +715,7 @@ fn iterations(
 }
 
 fn memory_timelines(t: &RawTrace, origin: i64) -> Vec<MemoryTimeline> {
-    const POINTS: usize = 64;
+    const POINTS: i64 = 64;
     let mut by_dev: BTreeMap<i32, Vec<(i64, i64, i64)>> = BTreeMap::new();
     for m in &t.memory {
         by_dev
@@ -744,12 +728,12 @@ fn memory_timelines(t: &RawTrace, origin: i64) -> Vec<MemoryTimeline> {
         .map(|(device, mut v)| {
             v.sort_unstable();
             let (t0, t1) = (v[0].0, v[v.len() - 1].0);
-            let width = ((t1 - t0) / POINTS as i64).max(1);
+            let width = ((t1 - t0) / POINTS).max(1);
             let mut timeline: Vec<(f64, i64)> = Vec::new();
             let mut bucket_end = t0 + width;
             let mut cur: Option<(i64, i64)> = None;
             for &(ts, alloc, _) in &v {
-                while ts >= bucket_end && timeline.len() < POINTS - 1 {
+                while ts >= bucket_end && timeline.len() + 1 < POINTS as usize {
                     if let Some((bt, ba)) = cur.take() {
                         timeline.push((secs(bt - origin), ba));
                     }

@@ -16,6 +16,7 @@ mod scan;
 pub mod warn;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -99,10 +100,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TraceError> {
             let mut v: Vec<PathBuf> = rd
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|f| {
-                    let n = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    f.is_file() && (n.ends_with(".json") || n.ends_with(".json.gz"))
-                })
+                .filter(|f| f.is_file() && is_trace_name(f))
                 .collect();
             v.sort();
             if v.is_empty() {
@@ -117,6 +115,12 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TraceError> {
         return Err(TraceError::NoFiles("the arguments".into()));
     }
     Ok(out)
+}
+
+/// Whether a file name ends in `.json` or `.json.gz` (any letter case).
+fn is_trace_name(f: &Path) -> bool {
+    let ext_is = |p: &Path, e: &str| p.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
+    ext_is(f, "json") || (ext_is(f, "gz") && ext_is(&f.with_extension(""), "json"))
 }
 
 /// Reads and analyses one file: its report and its collective records.
@@ -263,7 +267,7 @@ fn bottleneck(ranks: &[RankReport], stragglers: &[multi::Straggler]) -> Bottlene
             .fold(cands[0], |best, c| if c.1 > best.1 { c } else { best });
     let mut explanation = format!("{why}: {:.1}% of the GPU span", 100.0 * v / span);
     if let Some(s) = stragglers.first() {
-        explanation.push_str(&format!("; straggler: {}", s.evidence));
+        let _ = write!(explanation, "; straggler: {}", s.evidence);
     }
     Bottleneck {
         resource,

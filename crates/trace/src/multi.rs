@@ -109,6 +109,16 @@ pub struct GroupSkew {
     pub mean_bytes: Option<f64>,
 }
 
+/// Running sums for one (process group, collective type).
+#[derive(Default)]
+struct GroupAcc {
+    count: u64,
+    start_skew_ns: i64,
+    transfer_ns: i64,
+    bytes: f64,
+    with_bytes: u64,
+}
+
 /// A rank or link that holds the others back.
 #[derive(Debug, Clone, Serialize)]
 pub struct Straggler {
@@ -160,7 +170,7 @@ pub fn cross_rank(
         ..CollectiveSkew::default()
     };
     let mut last_count: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
-    let mut groups: BTreeMap<(String, Collective), (u64, i64, i64, f64, u64)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Collective), GroupAcc> = BTreeMap::new();
     let (mut sum_s, mut sum_e) = (0i64, 0i64);
     let (mut max_s, mut max_e) = (0i64, 0i64);
     for ((pg, _), v) in &by_key {
@@ -185,15 +195,13 @@ pub fn cross_rank(
         let entry = last_count.entry(late_rank).or_insert((0, 0));
         entry.0 += 1;
         entry.1 += held;
-        let g = groups
-            .entry((pg.clone(), v[0].1.collective))
-            .or_insert((0, 0, 0, 0.0, 0));
-        g.0 += 1;
-        g.1 += s;
-        g.2 += (first_end - last_s).max(0);
+        let g = groups.entry((pg.clone(), v[0].1.collective)).or_default();
+        g.count += 1;
+        g.start_skew_ns += s;
+        g.transfer_ns += (first_end - last_s).max(0);
         if let Some(b) = v[0].1.bytes {
-            g.3 += b as f64;
-            g.4 += 1;
+            g.bytes += b as f64;
+            g.with_bytes += 1;
         }
     }
     if skew.matched > 0 {
@@ -205,13 +213,13 @@ pub fn cross_rank(
     }
     skew.groups = groups
         .iter()
-        .map(|((pg, c), &(n, s, tr, b, nb))| GroupSkew {
+        .map(|((pg, c), g)| GroupSkew {
             process_group: pg.clone(),
             collective: *c,
-            count: n,
-            mean_start_skew_s: s as f64 / n as f64 / 1e9,
-            mean_transfer_s: tr as f64 / n as f64 / 1e9,
-            mean_bytes: (nb > 0).then(|| b / nb as f64),
+            count: g.count,
+            mean_start_skew_s: g.start_skew_ns as f64 / g.count as f64 / 1e9,
+            mean_transfer_s: g.transfer_ns as f64 / g.count as f64 / 1e9,
+            mean_bytes: (g.with_bytes > 0).then(|| g.bytes / g.with_bytes as f64),
         })
         .collect();
 

@@ -743,12 +743,9 @@ fn parse_document<R: Read>(
     b: &mut Builder,
     saw_events: &mut bool,
 ) -> Result<(), ScanError> {
-    match s.expect(b"{[")? {
-        b'[' => {
-            *saw_events = true;
-            return parse_events(s, b);
-        }
-        _ => {}
+    if s.expect(b"{[")? == b'[' {
+        *saw_events = true;
+        return parse_events(s, b);
     }
     if s.peek()? == Some(b'}') {
         s.expect(b"}")?;
