@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bottleneck_core::arch::{Activation, Mlp, ModelArch, NormKind, PositionKind};
+use bottleneck_core::arch::ModelArch;
 use bottleneck_core::catalog::find_hardware;
 use bottleneck_core::lower::{Parallel, Precisions};
 use bottleneck_core::Precision;
@@ -15,36 +15,7 @@ use bottleneck_serve::{simulate, Arrival, Lengths, SchedulerKind, ServeConfig, S
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn llama2_7b() -> ModelArch {
-    ModelArch {
-        name: "llama-2-7b".into(),
-        family: "llama".into(),
-        vocab: 32000,
-        hidden: 4096,
-        layers: 32,
-        heads: 32,
-        kv_heads: 32,
-        head_dim: 128,
-        mla: None,
-        qkv_bias: false,
-        out_bias: false,
-        parallel_attn_mlp: false,
-        mlp: Mlp {
-            gated: true,
-            activation: Activation::Silu,
-            ffn: 11008,
-            bias: false,
-        },
-        moe: None,
-        norm: NormKind::RmsNorm,
-        norms_per_layer: 2,
-        extra_norm_params_per_layer: 0,
-        position: PositionKind::Rotary,
-        max_position: 4096,
-        tie_embeddings: false,
-        sliding_window: None,
-        local_layers: 0,
-        assumptions: vec![],
-    }
+    bottleneck_models::resolve("llama-2-7b").expect("built-in model")
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,7 +1,7 @@
 //! Checks of truth for the serving simulator: limits where the answer is known in closed form
 //! or from the single-request analysis, and the published direction of known effects.
 
-use bottleneck_core::arch::{Activation, Mlp, ModelArch, NormKind, PositionKind};
+use bottleneck_core::arch::ModelArch;
 use bottleneck_core::catalog::find_hardware;
 use bottleneck_core::hardware::Hardware;
 use bottleneck_core::lower::{Parallel, Precisions, TokenShape};
@@ -15,36 +15,7 @@ use bottleneck_serve::{
 
 /// Llama-2-7B as published (meta-llama/Llama-2-7b-hf config.json).
 fn llama2_7b() -> ModelArch {
-    ModelArch {
-        name: "llama-2-7b".into(),
-        family: "llama".into(),
-        vocab: 32000,
-        hidden: 4096,
-        layers: 32,
-        heads: 32,
-        kv_heads: 32,
-        head_dim: 128,
-        mla: None,
-        qkv_bias: false,
-        out_bias: false,
-        parallel_attn_mlp: false,
-        mlp: Mlp {
-            gated: true,
-            activation: Activation::Silu,
-            ffn: 11008,
-            bias: false,
-        },
-        moe: None,
-        norm: NormKind::RmsNorm,
-        norms_per_layer: 2,
-        extra_norm_params_per_layer: 0,
-        position: PositionKind::Rotary,
-        max_position: 4096,
-        tie_embeddings: false,
-        sliding_window: None,
-        local_layers: 0,
-        assumptions: vec![],
-    }
+    bottleneck_models::resolve("llama-2-7b").expect("built-in model")
 }
 
 fn bf16() -> Precisions {
