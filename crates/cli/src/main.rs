@@ -37,6 +37,10 @@ enum Command {
     Plan(commands::plan::Args),
     /// Analysis of PyTorch profiler (Kineto) traces.
     Trace(commands::trace::Args),
+    /// Training step time, MFU, memory and bottleneck of a parallel layout.
+    Train(commands::train::Args),
+    /// The fastest training layouts that fit, out of every TP/PP/DP/CP/EP/vpp/ZeRO/recompute choice.
+    Search(commands::search::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Trace(a) => commands::trace::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Search(a) => commands::search::run(a),
     }
 }
 

@@ -5,3 +5,4 @@ pub mod fmt;
 pub mod infer;
 pub mod serve;
 pub mod trace;
+pub mod train;
