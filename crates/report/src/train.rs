@@ -28,10 +28,7 @@ pub fn render(r: &TrainReport) -> String {
         p.ep,
         r.zero,
         r.recompute.name(),
-        match r.precision {
-            bottleneck_train::TrainPrecision::Bf16 => "bf16",
-            bottleneck_train::TrainPrecision::Fp8 => "fp8",
-        }
+        r.precision.name()
     );
     let _ = writeln!(
         s,

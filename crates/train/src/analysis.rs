@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::backward::Role;
 use crate::costs::{layer_costs, step_ops, CostKey};
 use crate::error::TrainError;
-use crate::layout::{validate, Job, Layout, Recompute, TrainPrecision};
+use crate::layout::{validate, AttentionImpl, Job, Layout, Recompute, TrainPrecision};
 use crate::memory::Memory;
 use crate::step::{evaluate, Breakdown, Comm, Evaluation, JobFacts};
 
@@ -36,6 +36,7 @@ pub struct TrainReport {
     pub zero: u8,
     pub recompute: Recompute,
     pub precision: TrainPrecision,
+    pub attention: AttentionImpl,
     pub step_time_s: f64,
     pub tokens_per_s: f64,
     /// Model FLOPs (3 × forward, no recompute) per second per GPU, in TFLOP/s.
@@ -304,11 +305,11 @@ fn what_ifs(job: &Job<'_>, base: &Evaluation) -> Vec<WhatIf> {
             },
         );
     }
-    if job.precision == TrainPrecision::Bf16
+    if job.precision != TrainPrecision::Fp8
         && job.hw.peak_flops(TrainPrecision::Fp8.gemm()).is_some()
     {
         push(
-            "GEMMs bf16 → fp8".into(),
+            format!("GEMMs {} → fp8", job.precision.name()),
             &Job {
                 precision: TrainPrecision::Fp8,
                 ..*job
@@ -419,6 +420,7 @@ pub fn analyze(
         zero: lay.zero,
         recompute: lay.recompute,
         precision: job.precision,
+        attention: job.attention,
         step_time_s: e.step_time_s,
         tokens_per_s: e.tokens_per_s,
         tflops_per_gpu: e.tflops_per_gpu,

@@ -13,7 +13,7 @@ use bottleneck_core::Precision;
 use serde::Serialize;
 
 use crate::backward::{backward_of, Role, TrainOp};
-use crate::layout::{Job, Layout, TrainPrecision};
+use crate::layout::{AttentionImpl, Job, Layout, TrainPrecision};
 
 /// What the per-layer costs depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,7 +92,7 @@ impl PassCost {
             Bound::Overhead => self.overhead_bound_s += t,
             _ => {}
         }
-        if op.class == OpClass::Attention {
+        if is_attention_core(op) {
             self.attention_s += t;
         }
         if role == Role::WeightGrad {
@@ -186,13 +186,15 @@ impl LayerCosts {
 
 /// The storage and math precisions of a training job.
 pub fn precisions(p: TrainPrecision) -> Precisions {
+    let act = if p == TrainPrecision::Fp16 {
+        Precision::Fp16
+    } else {
+        Precision::Bf16
+    };
     Precisions {
-        weights: match p {
-            TrainPrecision::Bf16 => Precision::Bf16,
-            TrainPrecision::Fp8 => Precision::Fp8,
-        },
-        activations: Precision::Bf16,
-        kv: Precision::Bf16,
+        weights: p.gemm(),
+        activations: act,
+        kv: act,
     }
 }
 
@@ -235,10 +237,84 @@ pub fn layer_forward_ops(job: &Job<'_>, key: &CostKey) -> Vec<Op> {
         },
         &mut ops,
     );
+    if job.attention == AttentionImpl::Unfused && arch.mla.is_none() {
+        ops = unfuse_attention(arch, job, key, &prec, ops);
+    }
     if key.cp > 1 {
         ops.push(ring_attention_op(arch, job, key, &par));
     }
     ops
+}
+
+/// Whether `op` belongs to the attention core (what selective recompute re-runs and what ring
+/// attention overlaps).
+pub fn is_attention_core(op: &Op) -> bool {
+    op.class == OpClass::Attention
+        || matches!(
+            op.name,
+            "attn.scores_bmm" | "attn.softmax" | "attn.dropout" | "attn.context_bmm"
+        )
+}
+
+/// Replaces each fused attention op by Megatron-LM's unfused core: `QKᵀ` over the full
+/// `s_q × s_k` scores (the causal mask is applied after the product), scale-mask-softmax,
+/// dropout (probabilities and a one-byte mask), and `probabilities · V`.
+fn unfuse_attention(
+    arch: &ModelArch,
+    job: &Job<'_>,
+    key: &CostKey,
+    prec: &Precisions,
+    ops: Vec<Op>,
+) -> Vec<Op> {
+    let act = prec.activations.bytes();
+    let p = prec.activations;
+    let b = key.micro_batch as f64;
+    let sq = job.seq as f64 / f64::from(key.cp);
+    let window = arch.sliding_window.map_or(f64::INFINITY, |w| w as f64);
+    let heads = arch.heads as f64 / f64::from(key.tp);
+    let hd = arch.head_dim as f64;
+    let mut out = Vec::with_capacity(ops.len() + 8);
+    for op in ops {
+        if op.class != OpClass::Attention {
+            out.push(op);
+            continue;
+        }
+        let sk = if op.name == "attn.core_local" {
+            (job.seq as f64).min(window)
+        } else {
+            job.seq as f64
+        };
+        let scores = b * heads * sq * sk;
+        let q_bytes = b * heads * sq * hd * act;
+        let k_bytes = b * heads * sk * hd * act;
+        let mut bmm1 = Op::gemm("attn.scores_bmm", p, [sq, sk, hd], act, act, op.count);
+        bmm1.flops = 2.0 * scores * hd;
+        bmm1.weight_bytes = 0.0;
+        bmm1.bytes = q_bytes + k_bytes + scores * act;
+        out.push(bmm1);
+        out.push(Op::memory(
+            "attn.softmax",
+            OpClass::Elementwise,
+            p,
+            5.0 * scores,
+            2.0 * scores * act,
+            op.count,
+        ));
+        out.push(Op::memory(
+            "attn.dropout",
+            OpClass::Elementwise,
+            p,
+            2.0 * scores,
+            scores * (2.0 * act + 1.0),
+            op.count,
+        ));
+        let mut bmm2 = Op::gemm("attn.context_bmm", p, [sq, hd, sk], act, act, op.count);
+        bmm2.flops = 2.0 * scores * hd;
+        bmm2.weight_bytes = 0.0;
+        bmm2.bytes = scores * act + k_bytes + q_bytes;
+        out.push(bmm2);
+    }
+    out
 }
 
 /// Ring attention (Liu et al. 2023): each of the `cp − 1` steps passes this rank's K and V
@@ -347,7 +423,7 @@ pub fn layer_costs(job: &Job<'_>, key: &CostKey) -> LayerCosts {
     backward_of(&fwd_ops, &mut bwd_t);
     let sel: Vec<TrainOp> = fwd_t
         .iter()
-        .filter(|o| o.op.class == OpClass::Attention)
+        .filter(|o| is_attention_core(&o.op))
         .cloned()
         .collect();
     let (first, last) = edge_forward_ops(job, key);
@@ -369,6 +445,10 @@ pub fn layer_costs(job: &Job<'_>, key: &CostKey) -> LayerCosts {
 /// Forward matmul and attention FLOPs of one sequence through the whole model on one GPU (no
 /// parallelism): the basis of model FLOPs (3× forward per step, PaLM's convention).
 pub fn forward_flops_per_sequence(job: &Job<'_>) -> f64 {
+    let job = &Job {
+        attention: AttentionImpl::Fused,
+        ..*job
+    };
     let key = CostKey {
         tp: 1,
         cp: 1,

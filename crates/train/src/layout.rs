@@ -139,6 +139,8 @@ impl Layout {
 pub enum TrainPrecision {
     /// BF16 GEMMs and activations (16-bit mixed precision).
     Bf16,
+    /// FP16 GEMMs and activations with loss scaling (GPUs without bf16, e.g. V100).
+    Fp16,
     /// FP8 GEMMs (Transformer Engine style), BF16 activations elsewhere.
     Fp8,
 }
@@ -148,8 +150,14 @@ impl TrainPrecision {
     pub fn gemm(self) -> Precision {
         match self {
             TrainPrecision::Bf16 => Precision::Bf16,
+            TrainPrecision::Fp16 => Precision::Fp16,
             TrainPrecision::Fp8 => Precision::Fp8,
         }
+    }
+
+    /// The name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        self.gemm().name()
     }
 }
 
@@ -158,10 +166,38 @@ impl FromStr for TrainPrecision {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "bf16" | "fp16" | "mixed" => Ok(TrainPrecision::Bf16),
+            "bf16" | "mixed" => Ok(TrainPrecision::Bf16),
+            "fp16" => Ok(TrainPrecision::Fp16),
             "fp8" => Ok(TrainPrecision::Fp8),
             _ => Err(TrainError::InvalidJob(format!(
-                "unknown training precision {s:?}; use bf16 or fp8"
+                "unknown training precision {s:?}; use bf16, fp16 or fp8"
+            ))),
+        }
+    }
+}
+
+/// How the attention core runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionImpl {
+    /// One fused kernel that keeps the scores on chip (FlashAttention-2); backward recomputes
+    /// them.
+    Fused,
+    /// Megatron-LM's path before FlashAttention (2020–2022): `QKᵀ` and `attention·V` as batched
+    /// GEMMs over the full `s × s` scores, which sit in device memory, a fused
+    /// scale-mask-softmax and attention dropout (Korthikanti et al. 2022 §4.1).
+    Unfused,
+}
+
+impl FromStr for AttentionImpl {
+    type Err = TrainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fused" | "flash" => Ok(AttentionImpl::Fused),
+            "unfused" | "megatron" => Ok(AttentionImpl::Unfused),
+            _ => Err(TrainError::InvalidJob(format!(
+                "unknown attention implementation {s:?}; use fused or unfused"
             ))),
         }
     }
@@ -178,6 +214,7 @@ pub struct Job<'a> {
     /// Sequences per optimizer step.
     pub global_batch: u64,
     pub precision: TrainPrecision,
+    pub attention: AttentionImpl,
 }
 
 impl Job<'_> {

@@ -22,6 +22,6 @@ pub mod step;
 
 pub use analysis::{analyze, evaluate_layout, TrainReport};
 pub use error::TrainError;
-pub use layout::{Job, Layout, Recompute, TrainPrecision};
+pub use layout::{AttentionImpl, Job, Layout, Recompute, TrainPrecision};
 pub use search::{search, SearchReport};
 pub use step::Evaluation;

@@ -5,7 +5,7 @@
 use bottleneck_core::arch::ModelArch;
 use serde::Serialize;
 
-use crate::layout::{Job, Layout, Recompute};
+use crate::layout::{AttentionImpl, Job, Layout, Recompute};
 
 /// Bytes per parameter of bf16 weights.
 pub const WEIGHT_BYTES: f64 = 2.0;
@@ -37,10 +37,13 @@ pub struct ModelSizes {
     /// The part TP does not split unless sequence parallel (10 for GPT: norm inputs, block
     /// inputs, dropout masks).
     pub act_replicated: f64,
+    /// Whether the attention scores sit in device memory (unfused attention): Korthikanti's
+    /// `5as/h` term. FlashAttention keeps only per-row softmax statistics.
+    pub stores_scores: bool,
 }
 
 impl ModelSizes {
-    pub fn new(arch: &ModelArch) -> ModelSizes {
+    pub fn new(arch: &ModelArch, attention: AttentionImpl) -> ModelSizes {
         let l = arch.layers as f64;
         let h = arch.hidden as f64;
         let common = (arch.attention_params()
@@ -90,6 +93,7 @@ impl ModelSizes {
             // Q, K, V (2 bytes each) + attention output + MLP activation input and output.
             act_split: 2.0 * (q + 2.0 * kv) + 2.0 * q + 2.0 * up + 2.0 * f,
             act_replicated: 10.0,
+            stores_scores: attention == AttentionImpl::Unfused,
         }
     }
 
@@ -127,7 +131,7 @@ impl ModelSizes {
     /// `seq` tokens (after context parallelism), Korthikanti et al. eqs. 1–5:
     /// `sbh(34 + 5as/h)` without parallelism, the 24 (and score) part split by TP, all of it
     /// split under sequence parallelism; selective recompute drops the `5as/h` scores; full
-    /// recompute keeps only the `2sbh` input.
+    /// recompute keeps only the `2sbh` input. Fused attention never stores the scores.
     pub fn layer_activation_bytes(
         &self,
         lay: &Layout,
@@ -147,7 +151,11 @@ impl ModelSizes {
             Recompute::None => {
                 self.act_replicated / sp
                     + self.act_split / t
-                    + 5.0 * self.heads * s / self.hidden / t
+                    + if self.stores_scores {
+                        5.0 * self.heads * s / self.hidden / t
+                    } else {
+                        0.0
+                    }
             }
             Recompute::Selective => self.act_replicated / sp + self.act_split / t,
             Recompute::Full => 2.0 / sp,

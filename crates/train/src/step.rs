@@ -40,7 +40,7 @@ pub struct JobFacts {
 impl JobFacts {
     pub fn new(job: &Job<'_>) -> JobFacts {
         JobFacts {
-            sizes: ModelSizes::new(job.arch),
+            sizes: ModelSizes::new(job.arch, job.attention),
             model_flops_per_seq: 3.0 * forward_flops_per_sequence(job),
             peak_flops: job.hw.peak_flops(job.precision.gemm()).unwrap_or(1.0),
         }

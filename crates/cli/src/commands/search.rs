@@ -36,6 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seq: a.job.seq,
         global_batch: a.job.global_batch,
         precision: a.job.precision()?,
+        attention: a.job.attention.parse()?,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(0);

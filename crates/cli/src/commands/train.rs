@@ -25,6 +25,10 @@ pub struct JobArgs {
     /// GEMM precision: bf16 or fp8 (fp8 needs a GPU with fp8 tensor cores).
     #[arg(long, default_value = "bf16")]
     pub precision: String,
+    /// Attention core: fused (FlashAttention-2) or unfused (Megatron-LM before FlashAttention:
+    /// scores in memory).
+    #[arg(long, default_value = "fused")]
+    pub attention: String,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -93,6 +97,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seq: a.job.seq,
         global_batch: a.job.global_batch,
         precision: a.job.precision()?,
+        attention: a.job.attention.parse()?,
     };
     let lay = Layout {
         tp: a.tp,
