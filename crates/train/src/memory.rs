@@ -120,8 +120,8 @@ impl ModelSizes {
         if only || which == 2 {
             p += self.head_params / tp;
             if self.tied_embeddings && !only {
-                // The last stage keeps its own copy of the tied embedding for the LM head.
-                p += self.embedding_params / tp;
+                // The last stage keeps its own copy of the tied token table for the LM head.
+                p += self.vocab * self.hidden / tp;
             }
         }
         p
