@@ -3,14 +3,16 @@
 
 HTA is a test-data tool here, never a project dependency. Run it in a throwaway virtualenv:
 
-    python3 -m venv /tmp/hta-venv && /tmp/hta-venv/bin/pip install holistictraceanalysis
-    /tmp/hta-venv/bin/python scripts/hta_reference.py \
+    python3 -m venv /work/venv-hta && /work/venv-hta/bin/pip install holistictraceanalysis
+    /work/venv-hta/bin/python scripts/hta_reference.py \
         > crates/trace/tests/data/hta_reference.json
 
-For every GPU sample trace in ../shared/data/traces/ it records HTA's temporal breakdown
+For every sample trace in ../shared/data/traces/ it records HTA's temporal breakdown
 (idle, compute, non-compute, kernel time in microseconds; HTA's default step window, which
-drops the last ProfilerStep) and its communication/computation overlap percentage, plus HTA's
-version. With `--time FILE` it instead times HTA's load + temporal breakdown + overlap on FILE
+drops the last ProfilerStep), its communication/computation overlap percentage and its
+kernel-type breakdown (`get_gpu_kernel_breakdown(include_memory_kernels=True)`, µs per label),
+plus HTA's version; where HTA raises, the error. The Rust test `tests/hta_parity.rs` compares
+`bottleneck trace --compat hta` to this file; `scripts/hta_compare.py` prints the table. With `--time FILE` it instead times HTA's load + temporal breakdown + overlap on FILE
 (used for the side-by-side speed comparison in docs/trace.md).
 """
 import json
@@ -48,6 +50,16 @@ def analyse(path):
             overlap = None
             sys.stderr.write(f"{os.path.basename(path)}: overlap failed: {e!r}\n")
         t3 = time.perf_counter()
+        try:
+            kt, _ = ta.get_gpu_kernel_breakdown(
+                visualize=False, include_memory_kernels=True
+            )
+            kernel_types = {
+                str(r["kernel_type"]): float(r["sum"]) for _, r in kt.iterrows()
+            }
+        except Exception as e:
+            kernel_types = None
+            sys.stderr.write(f"{os.path.basename(path)}: kernel breakdown failed: {e!r}\n")
         row = tb.iloc[0]
         if overlap is not None and math.isnan(overlap):
             overlap = None
@@ -57,6 +69,7 @@ def analyse(path):
             "non_compute_us": float(row["non_compute_time(us)"]),
             "kernel_time_us": float(row["kernel_time(us)"]),
             "comm_comp_overlap_pctg": overlap,
+            "kernel_type_us": kernel_types,
             "hta_seconds": {"load": t1 - t0, "temporal": t2 - t1, "overlap": t3 - t2},
         }
     finally:
@@ -69,7 +82,11 @@ def main():
         json.dump({"hta_version": version("HolisticTraceAnalysis"), **r}, sys.stdout, indent=1)
         print()
         return
-    out = {"hta_version": version("HolisticTraceAnalysis"), "traces": {}}
+    out = {
+        "hta_version": version("HolisticTraceAnalysis"),
+        "command": "/work/venv-hta/bin/python scripts/hta_reference.py > crates/trace/tests/data/hta_reference.json",
+        "traces": {},
+    }
     for name in sorted(os.listdir(TRACES)):
         if not name.endswith(".json.gz"):
             continue

@@ -180,6 +180,14 @@ pub struct RankReport {
     pub exposed_communication_s: f64,
     /// Split of `idle_s`.
     pub idle_causes: IdleCauses,
+    /// `--compat hta` only: HTA's kernel-type breakdown (`get_gpu_kernel_breakdown` with memory
+    /// kernels): seconds per label, e.g. `"COMPUTATION overlapping COMMUNICATION"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hta_kernel_types: Option<BTreeMap<String, f64>>,
+    /// The same figures in integer ns, as computed (not serialised): the invariants hold
+    /// exactly here.
+    #[serde(skip)]
+    pub exact: Exact,
     /// Kernel classes.
     pub classes: Vec<ClassTime>,
     /// Communication by collective type.
@@ -196,6 +204,23 @@ pub struct RankReport {
     pub launches: Launches,
     /// Warnings for this file.
     pub warnings: Warnings,
+}
+
+/// Rank-level figures in integer ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exact {
+    /// `span_s`.
+    pub span_ns: i64,
+    /// `gpu_busy_s`.
+    pub busy_ns: i64,
+    /// `breakdown`: computation, communication, memory, other.
+    pub breakdown_ns: [i64; 4],
+    /// `idle_causes`: launch-bound, data loader, host sync, stream wait, other.
+    pub idle_causes_ns: [i64; 5],
+    /// Communication time covered by computation.
+    pub overlap_ns: i64,
+    /// Communication time (union).
+    pub comm_total_ns: i64,
 }
 
 /// Per-bucket unions and their derived figures.
@@ -366,12 +391,14 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
             Figures {
                 span_ns: s.end - s.start,
                 busy_ns: s.busy,
-                breakdown: breakdown_of(s),
+                breakdown_ns: [s.comp, s.comm_excl, s.mem_excl, s.other],
                 overlap_ns: s.overlap,
                 exposed_ns: s.comm_excl,
                 comm_total_ns: s.comm_total,
                 origin_ns: s.start,
-                idle_causes: idle_causes(t, devices[i].0.device, &s.busy_union),
+                causes_ns: idle_causes(t, devices[i].0.device, &s.busy_union),
+                hta_spans: Vec::new(),
+                hta_kernel_types: None,
             }
         }),
         Compat::Hta => hta_figures(t, &mut warnings),
@@ -382,19 +409,25 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
         .iter()
         .filter(|o| is_work(o) && (opts.compat == Compat::Hta || Some(o.device) == primary_dev))
         .collect();
-    let class_of = |o: &GpuOp| {
-        if opts.compat == Compat::Hta {
-            o.hta_class
-        } else {
-            o.class
-        }
+    // What the class and top-kernel tables sum: in HTA mode, HTA's events in its window with
+    // its classes and rounded durations.
+    let items: Vec<(u32, KernelClass, i64)> = match opts.compat {
+        Compat::Native => ops_in_scope
+            .iter()
+            .map(|o| (o.name, o.class, o.end_ns - o.start_ns))
+            .collect(),
+        Compat::Hta => fig
+            .hta_spans
+            .iter()
+            .map(|h| (h.name, h.class, h.end_ns - h.start_ns))
+            .collect(),
     };
 
     // Classes.
     let mut class_map: BTreeMap<KernelClass, (i64, u64)> = BTreeMap::new();
-    for o in &ops_in_scope {
-        let e = class_map.entry(class_of(o)).or_insert((0, 0));
-        e.0 += o.end_ns - o.start_ns;
+    for &(_, class, ns) in &items {
+        let e = class_map.entry(class).or_insert((0, 0));
+        e.0 += ns;
         e.1 += 1;
     }
     let total_op_ns: i64 = class_map.values().map(|v| v.0).sum();
@@ -449,9 +482,9 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
 
     // Top kernels.
     let mut by_name: HashMap<u32, (i64, u64, KernelClass)> = HashMap::new();
-    for o in &ops_in_scope {
-        let e = by_name.entry(o.name).or_insert((0, 0, class_of(o)));
-        e.0 += o.end_ns - o.start_ns;
+    for &(name, class, ns) in &items {
+        let e = by_name.entry(name).or_insert((0, 0, class));
+        e.0 += ns;
         e.1 += 1;
     }
     let mut top: Vec<(u32, (i64, u64, KernelClass))> = by_name.into_iter().collect();
@@ -481,7 +514,7 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
         })
         .collect();
 
-    let iterations = iterations(t, &ops_in_scope, &class_of);
+    let iterations = iterations(t, &ops_in_scope);
     let memory = memory_timelines(t, fig.origin_ns);
     let gpu = t.device_names.first().cloned();
     let comm_overlap_fraction =
@@ -506,10 +539,33 @@ pub fn analyse(t: &RawTrace, index: usize, opts: &Options) -> RankReport {
         span_s: secs(fig.span_ns),
         gpu_busy_s: secs(fig.busy_ns),
         idle_s: secs(fig.span_ns - fig.busy_ns),
-        breakdown: fig.breakdown,
+        breakdown: Breakdown {
+            computation_s: secs(fig.breakdown_ns[0]),
+            communication_s: secs(fig.breakdown_ns[1]),
+            memory_s: secs(fig.breakdown_ns[2]),
+            other_s: secs(fig.breakdown_ns[3]),
+        },
         comm_overlap_fraction,
         exposed_communication_s: secs(fig.exposed_ns),
-        idle_causes: fig.idle_causes,
+        idle_causes: IdleCauses {
+            launch_bound_s: secs(fig.causes_ns[0]),
+            data_loader_s: secs(fig.causes_ns[1]),
+            host_sync_s: secs(fig.causes_ns[2]),
+            stream_wait_s: secs(fig.causes_ns[3]),
+            other_s: secs(fig.causes_ns[4]),
+        },
+        hta_kernel_types: fig
+            .hta_kernel_types
+            .as_ref()
+            .map(|m| m.iter().map(|(k, &v)| (k.clone(), secs(v))).collect()),
+        exact: Exact {
+            span_ns: fig.span_ns,
+            busy_ns: fig.busy_ns,
+            breakdown_ns: fig.breakdown_ns,
+            idle_causes_ns: fig.causes_ns,
+            overlap_ns: fig.overlap_ns,
+            comm_total_ns: fig.comm_total_ns,
+        },
         classes,
         collectives,
         iterations,
@@ -533,7 +589,7 @@ pub(crate) fn coll_info<'a>(t: &'a RawTrace, o: &GpuOp) -> Option<&'a crate::rea
 }
 
 /// Idle time of one device split by cause (definitions in docs/trace.md).
-fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> IdleCauses {
+fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> [i64; 5] {
     let dl = intervals::merge(t.dataloader.clone());
     let mut host = t.dataloader.clone();
     host.extend_from_slice(&t.host_sync);
@@ -546,7 +602,6 @@ fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> IdleCauses {
         .map(|o| (o.start_ns, o.correlation))
         .collect();
     starters.sort_unstable();
-    let mut c = IdleCauses::default();
     let (mut lb, mut dl_ns, mut hs, mut sw, mut other) = (0i64, 0i64, 0i64, 0i64, 0i64);
     for w in busy.windows(2) {
         let (a, b) = (w[0].1, w[1].0);
@@ -576,12 +631,7 @@ fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> IdleCauses {
             None => other += (b - a) - intervals::covered(&host, a, b),
         }
     }
-    c.launch_bound_s = secs(lb);
-    c.data_loader_s = secs(dl_ns);
-    c.host_sync_s = secs(hs);
-    c.stream_wait_s = secs(sw);
-    c.other_s = secs(other);
-    c
+    [lb, dl_ns, hs, sw, other]
 }
 
 /// The rank-level figures of one convention, in ns.
@@ -589,96 +639,145 @@ fn idle_causes(t: &RawTrace, device: i32, busy: &[Span]) -> IdleCauses {
 struct Figures {
     span_ns: i64,
     busy_ns: i64,
-    breakdown: Breakdown,
+    /// Computation, communication, memory, other.
+    breakdown_ns: [i64; 4],
     overlap_ns: i64,
     exposed_ns: i64,
     comm_total_ns: i64,
     /// Time origin of the memory timeline (first GPU operation).
     origin_ns: i64,
-    idle_causes: IdleCauses,
+    /// Launch-bound, data loader, host sync, stream wait, other.
+    causes_ns: [i64; 5],
+    /// HTA mode: the events in HTA's window, rounded as HTA rounds them.
+    hta_spans: Vec<HtaSpan>,
+    /// HTA mode: HTA's kernel-type breakdown (`get_gpu_kernel_breakdown`), ns per label.
+    hta_kernel_types: Option<BTreeMap<String, i64>>,
 }
 
-/// HTA's temporal breakdown and overlap (`--compat hta`).
+/// One event of HTA's GPU view after its rounding, in ns.
+struct HtaSpan {
+    start_ns: i64,
+    end_ns: i64,
+    class: KernelClass,
+    name: u32,
+}
+
+/// HTA's temporal breakdown, overlap and kernel-type breakdown (`--compat hta`).
 fn hta_figures(t: &RawTrace, warnings: &mut Warnings) -> Figures {
-    // HTA keeps GPU events with a stream (kernels, copies, sets, cuda_sync); with two or more
-    // ProfilerSteps it keeps only those launched before the last step starts.
-    let last_step = if t.steps.len() >= 2 {
-        t.steps.iter().map(|s| s.start_ns).max()
-    } else {
-        None
+    let w = &t.hta_window;
+    // HTA rounds every time inward to whole µs when the `ts` column is float
+    // (`trace_parser.round_down_time_stamps`): ⌈ts⌉ and ⌊ts + dur⌋.
+    let round = |x: f64, up: bool| {
+        if w.float_ts {
+            if up {
+                x.ceil()
+            } else {
+                x.floor()
+            }
+        } else {
+            x
+        }
     };
-    if t.steps.len() < 2 {
+    // Exact for whole µs beyond 2^53 ns (multiplying first would round to 256 ns there).
+    let ns = |us: f64| {
+        let whole = us.trunc();
+        whole as i64 * 1000 + ((us - whole) * 1000.0).round() as i64
+    };
+    // The window: with two or more ProfilerStep names, only GPU events whose correlation a host
+    // event started before the last step's start, and host events with a stream that start
+    // before it.
+    let last = w
+        .last_step_start_us
+        .filter(|_| w.step_names.len() >= 2)
+        .map(|l| round(l, true));
+    if last.is_none() {
         warnings.add("hta_window", || {
             "fewer than two ProfilerSteps: HTA analyses the whole trace".into()
         });
     }
-    let ops: Vec<&GpuOp> = t
-        .gpu_ops
+    let spans: Vec<HtaSpan> = t
+        .hta_ops
         .iter()
-        .filter(|o| o.stream >= 0)
-        .filter(|o| match last_step {
+        .filter(|o| match last {
             None => true,
-            Some(ls) => launch_of(t, o.correlation).is_some_and(|r| r.start_ns < ls),
+            Some(ls) if o.correlation >= 0 => w
+                .host_corr_start_us
+                .get(&o.correlation)
+                .is_some_and(|&h| round(h, true) < ls),
+            Some(ls) => round(o.ts_us, true) < ls,
+        })
+        .map(|o| HtaSpan {
+            start_ns: ns(round(o.ts_us, true)),
+            end_ns: ns(round(o.ts_us + o.dur_us, false)),
+            class: o.class,
+            name: o.name,
         })
         .collect();
-    let spans = |f: &dyn Fn(&GpuOp) -> bool| -> Vec<Span> {
-        ops.iter()
-            .filter(|o| f(o))
-            .map(|o| (o.hta_start_ns, o.hta_end_ns))
-            .collect()
+    let of = |f: &dyn Fn(Bucket) -> bool| -> Vec<Span> {
+        intervals::hta_groups(
+            spans
+                .iter()
+                .filter(|h| f(h.class.bucket()))
+                .map(|h| (h.start_ns, h.end_ns))
+                .collect(),
+        )
     };
-    let Some((run, first, last)) = intervals::hta_merge(spans(&|_| true)) else {
+    let all = of(&|_| true);
+    let (Some(first), Some(last_g)) = (all.first(), all.last()) else {
         return Figures::default();
     };
-    let kernel_time = last - first;
-    let comp = intervals::hta_merge(spans(&|o| o.hta_class.bucket() == Bucket::Computation))
-        .map_or(0, |x| x.0);
+    let kernel_time = last_g.1 - first.0;
+    let run = intervals::len(&all);
+    let g_comp = of(&|b| b == Bucket::Computation);
+    let g_comm = of(&|b| b == Bucket::Communication);
+    let g_mem = of(&|b| b == Bucket::Memory);
+    let comp = intervals::len(&g_comp);
     let idle = kernel_time - run;
-    // Split HTA's non-compute time with the same priority rule as the native breakdown.
-    let proper = |f: &dyn Fn(&GpuOp) -> bool| -> Vec<Span> {
-        ops.iter()
-            .filter(|o| f(o))
-            .map(|o| (o.hta_start_ns, o.hta_end_ns.max(o.hta_start_ns)))
-            .collect()
+    let ov = intervals::hta_sweep(&[(1, &g_comm), (2, &g_comp)]);
+    let overlap = ov.get(&3).copied().unwrap_or(0);
+    let l_comm = intervals::len(&g_comm);
+    // HTA's kernel types, labelled as HTA labels them.
+    let kt = intervals::hta_sweep(&[(1, &g_comp), (2, &g_comm), (4, &g_mem)]);
+    let names = ["COMPUTATION", "COMMUNICATION", "MEMORY"];
+    let mut kernel_types = BTreeMap::new();
+    for (&running, &v) in &kt {
+        let label: Vec<&str> = (0..3)
+            .filter(|i| running & (1 << i) != 0)
+            .map(|i| names[i])
+            .collect();
+        *kernel_types.entry(label.join(" overlapping ")).or_insert(0) += v;
+    }
+    // HTA's non-compute time split with the native priority rule, on proper spans.
+    let proper = |b: Bucket| -> Vec<Span> {
+        intervals::merge(
+            spans
+                .iter()
+                .filter(|h| h.class.bucket() == b)
+                .map(|h| (h.start_ns, h.end_ns.max(h.start_ns)))
+                .collect(),
+        )
     };
-    let u_comp = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Computation));
-    let u_comm = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Communication));
-    let u_mem = intervals::merge(proper(&|o| o.hta_class.bucket() == Bucket::Memory));
-    let u_cc = intervals::union(&u_comp, &u_comm);
-    let u_ccm = intervals::union(&u_cc, &u_mem);
-    let non_compute = run - comp;
+    let u_comp = proper(Bucket::Computation);
+    let u_cc = intervals::union(&u_comp, &proper(Bucket::Communication));
+    let u_ccm = intervals::union(&u_cc, &proper(Bucket::Memory));
     let comm_excl = intervals::len(&u_cc) - intervals::len(&u_comp);
     let mem_excl = intervals::len(&u_ccm) - intervals::len(&u_cc);
-    let other = non_compute - comm_excl - mem_excl;
-    let l_comm = intervals::len(&u_comm);
-    let overlap = intervals::len(&u_comp) + l_comm - intervals::len(&u_cc);
-    let bd = Breakdown {
-        computation_s: secs(comp),
-        communication_s: secs(comm_excl),
-        memory_s: secs(mem_excl),
-        other_s: secs(other),
-    };
-    let causes = IdleCauses {
-        other_s: secs(idle),
-        ..IdleCauses::default()
-    };
+    let other = (run - comp) - comm_excl - mem_excl;
     Figures {
         span_ns: kernel_time,
-        busy_ns: kernel_time - idle,
-        breakdown: bd,
+        busy_ns: run,
+        breakdown_ns: [comp, comm_excl, mem_excl, other],
         overlap_ns: overlap,
         exposed_ns: comm_excl,
         comm_total_ns: l_comm,
-        origin_ns: first,
-        idle_causes: causes,
+        origin_ns: first.0,
+        causes_ns: [0, 0, 0, 0, idle],
+        hta_spans: spans,
+        hta_kernel_types: Some(kernel_types),
     }
 }
 
-fn iterations(
-    t: &RawTrace,
-    ops: &[&GpuOp],
-    class_of: &dyn Fn(&GpuOp) -> KernelClass,
-) -> Vec<Iteration> {
+fn iterations(t: &RawTrace, ops: &[&GpuOp]) -> Vec<Iteration> {
     if t.steps.is_empty() {
         return Vec::new();
     }
@@ -695,7 +794,7 @@ fn iterations(
         }
         let s = &steps[i - 1];
         if r.start_ns < s.end_ns {
-            per[i - 1].push((o.start_ns, o.end_ns, class_of(o).bucket()));
+            per[i - 1].push((o.start_ns, o.end_ns, o.class.bucket()));
         }
     }
     steps

@@ -46,33 +46,48 @@ pub fn union(x: &[Span], y: &[Span]) -> Vec<Span> {
     merge(v)
 }
 
-/// HTA's `merge_kernel_intervals` followed by its sums (HTA 0.5, `hta/utils/utils.py`):
-/// spans sorted by start; a new group begins where a start exceeds the running maximum of the
-/// previous ends; each group becomes `[min start, max end]`. Returns (Σ group lengths, first
-/// group start, last group end). Spans may be inverted (HTA's µs rounding can make a short
-/// kernel end before it starts); they are kept as HTA keeps them.
-pub fn hta_merge(mut v: Vec<Span>) -> Option<(i64, i64, i64)> {
-    if v.is_empty() {
-        return None;
-    }
+/// HTA's merged groups (`merge_kernel_intervals`, HTA 0.5 `hta/utils/utils.py`): spans sorted
+/// by start; a new group begins where a start exceeds the running maximum of earlier ends; each
+/// group is `[min start, max end]`. Inverted spans (HTA's µs rounding can end a short kernel
+/// before it starts) are kept as HTA keeps them.
+pub fn hta_groups(mut v: Vec<Span>) -> Vec<Span> {
     v.sort_by_key(|s| s.0);
-    let mut total = 0;
+    let mut out: Vec<Span> = Vec::new();
     let mut cummax = i64::MIN;
-    let (mut g0, mut g1) = (v[0].0, v[0].1);
-    let first = v[0].0;
     for (i, &(a, b)) in v.iter().enumerate() {
-        if i > 0 && a > cummax {
-            total += g1 - g0;
-            g0 = a;
-            g1 = b;
-        } else {
-            g0 = g0.min(a);
-            g1 = g1.max(b);
+        match out.last_mut() {
+            Some(g) if i > 0 && a <= cummax => {
+                g.0 = g.0.min(a);
+                g.1 = g.1.max(b);
+            }
+            _ => out.push((a, b)),
         }
         cummax = cummax.max(b);
     }
-    total += g1 - g0;
-    Some((total, first, g1))
+    out
+}
+
+/// HTA's status sweep (`get_comm_comp_overlap`, `_get_gpu_kernel_type_time`): each group adds
+/// its type's bit at its start and removes it at its end; time between consecutive points is
+/// credited to the running sum when it is positive. Returns ns per running sum.
+pub fn hta_sweep(groups: &[(i64, &[Span])]) -> std::collections::BTreeMap<i64, i64> {
+    let mut pts: Vec<(i64, i64)> = Vec::new();
+    for &(bit, g) in groups {
+        for &(a, b) in g {
+            pts.push((a, bit));
+            pts.push((b, -bit));
+        }
+    }
+    pts.sort_by_key(|p| p.0);
+    let mut acc = std::collections::BTreeMap::new();
+    let mut running = 0;
+    for w in pts.windows(2) {
+        running += w[0].1;
+        if running > 0 {
+            *acc.entry(running).or_insert(0) += w[1].0 - w[0].0;
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
@@ -90,14 +105,23 @@ mod tests {
     }
 
     #[test]
-    fn hta_merge_matches_pandas_semantics() {
+    fn hta_groups_match_pandas_semantics() {
         // Groups [0,3] and [5,9]; an inverted span inside a group only widens it by its end.
         assert_eq!(
-            hta_merge(vec![(0, 2), (1, 3), (5, 7), (6, 5), (7, 9)]),
-            Some((7, 0, 9))
+            hta_groups(vec![(0, 2), (1, 3), (5, 7), (6, 5), (7, 9)]),
+            vec![(0, 3), (5, 9)]
         );
         // An isolated inverted span contributes a negative length, as in HTA.
-        assert_eq!(hta_merge(vec![(0, 2), (10, 9)]), Some((1, 0, 9)));
+        assert_eq!(len(&hta_groups(vec![(0, 2), (10, 9)])), 1);
+    }
+
+    #[test]
+    fn hta_sweep_credits_overlap() {
+        // comm [0,10), comp [5,20): 5 comm only, 5 both, 10 comp only.
+        let m = hta_sweep(&[(1, &[(0, 10)]), (2, &[(5, 20)])]);
+        assert_eq!(m.get(&1), Some(&5));
+        assert_eq!(m.get(&3), Some(&5));
+        assert_eq!(m.get(&2), Some(&10));
     }
 
     proptest! {
@@ -112,9 +136,7 @@ mod tests {
                 prop_assert!(w[0].1 < w[1].0);
             }
             // For proper spans, HTA's merge equals the exact union.
-            if let Some((t, _, _)) = hta_merge(spans) {
-                prop_assert_eq!(t, len(&m));
-            }
+            prop_assert_eq!(len(&hta_groups(spans)), len(&m));
         }
     }
 }

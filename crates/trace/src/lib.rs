@@ -129,7 +129,7 @@ fn one(
     index: usize,
     opts: &Options,
 ) -> Result<(RankReport, Vec<multi::CollRecord>, bool), TraceError> {
-    let raw = reader::read_file(path)?;
+    let raw = reader::read_file(path, opts.compat == Compat::Hta)?;
     let report = analysis::analyse(&raw, index, opts);
     let (recs, had_seq) = multi::records(&raw, report.device);
     Ok((report, recs, had_seq))
@@ -156,7 +156,7 @@ pub fn analyse_reader<R: std::io::Read>(
     label: &Path,
     opts: &Options,
 ) -> Result<TraceReport, TraceError> {
-    let raw = reader::read(r, label, false)?;
+    let raw = reader::read(r, label, false, opts.compat == Compat::Hta)?;
     let report = analysis::analyse(&raw, 0, opts);
     let (recs, had_seq) = multi::records(&raw, report.device);
     Ok(assemble(1, vec![(report, recs, had_seq)], opts))

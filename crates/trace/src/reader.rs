@@ -14,6 +14,7 @@ use std::path::Path;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::classify::{self, KernelClass};
 use crate::error::TraceError;
@@ -40,10 +41,6 @@ pub struct GpuOp {
     pub start_ns: i64,
     /// End, ns (≥ start).
     pub end_ns: i64,
-    /// Start as HTA reads it: ⌈ts⌉ in whole µs, expressed in ns.
-    pub hta_start_ns: i64,
-    /// End as HTA reads it: ⌊ts + dur⌋ in whole µs, expressed in ns (may precede the start).
-    pub hta_end_ns: i64,
     /// Interned name.
     pub name: u32,
     /// Device index (`args.device`, else the numeric `pid`).
@@ -56,12 +53,40 @@ pub struct GpuOp {
     pub external_id: i64,
     /// Kind.
     pub kind: OpKind,
-    /// Native class.
+    /// Class.
     pub class: KernelClass,
-    /// HTA's class.
-    pub hta_class: KernelClass,
     /// Index into [`RawTrace::collectives`], or `u32::MAX`.
     pub coll: u32,
+}
+
+/// An event as HTA 0.5 reads it for its GPU analyses: any event with a `cat` (not `Trace`), a
+/// `dur` and an integer `args.stream` other than −1, whatever its category. Times are the file's
+/// µs as `f64`, as pandas holds them; HTA's rounding is applied at analysis time.
+#[derive(Debug, Clone, Copy)]
+pub struct HtaOp {
+    /// `ts`, µs.
+    pub ts_us: f64,
+    /// `dur`, µs.
+    pub dur_us: f64,
+    /// `args.correlation` (−1: none).
+    pub correlation: i64,
+    /// HTA's class from the name.
+    pub class: KernelClass,
+    /// Interned name.
+    pub name: u32,
+}
+
+/// What HTA's step window needs (HTA 0.5 `Trace._filter_irrelevant_gpu_kernels`).
+#[derive(Debug, Default)]
+pub struct HtaWindow {
+    /// Distinct event names containing `ProfilerStep`.
+    pub step_names: std::collections::BTreeSet<String>,
+    /// Latest start of a host event with such a name, µs.
+    pub last_step_start_us: Option<f64>,
+    /// Earliest start of a host event (not a GPU kernel by HTA's filter) per correlation, µs.
+    pub host_corr_start_us: HashMap<i64, f64>,
+    /// Whether some event has a non-integer `ts` (HTA then rounds all times to µs).
+    pub float_ts: bool,
 }
 
 /// A CUDA/HIP runtime or driver call on the host.
@@ -153,6 +178,10 @@ pub struct RawTrace {
     pub collectives: Vec<CollInfo>,
     /// Collective metadata of CPU `record_param_comms` ops by External id.
     pub comms_by_external: HashMap<i64, u32>,
+    /// Events as HTA reads them (only when reading for `--compat hta`).
+    pub hta_ops: Vec<HtaOp>,
+    /// HTA's step-window inputs (only when reading for `--compat hta`).
+    pub hta_window: HtaWindow,
     /// Warnings counted while reading.
     pub warnings: Warnings,
 }
@@ -225,16 +254,6 @@ impl Scalar<'_> {
             }
         }
     }
-
-    /// A time in µs converted to integer ns; strings are parsed exactly.
-    fn micros_to_ns(&self) -> Option<i64> {
-        match self {
-            Self::Int(i) => i.checked_mul(1000),
-            Self::Float(f) if f.is_finite() => Some((f * 1000.0).round() as i64),
-            Self::Float(_) => None,
-            Self::Str(s) => parse_decimal_us(s.trim()),
-        }
-    }
 }
 
 /// Parses a decimal µs string (`"1234.5678"`) into ns without going through `f64`.
@@ -267,6 +286,38 @@ fn parse_decimal_us(s: &str) -> Option<i64> {
         ns += 1;
     }
     Some(if neg { -ns } else { ns })
+}
+
+/// The text of a JSON number or string holding a number, without quotes.
+fn raw_text(r: &RawValue) -> Option<&str> {
+    let t = r.get();
+    match t.as_bytes().first() {
+        Some(b'"') => t.get(1..t.len() - 1).filter(|x| !x.contains('\\')),
+        Some(b'-' | b'0'..=b'9') => Some(t),
+        _ => None,
+    }
+}
+
+/// A time in µs (number or numeric string) as exact integer ns.
+fn raw_ns(r: &RawValue) -> Option<i64> {
+    raw_text(r).and_then(|t| parse_decimal_us(t.trim()))
+}
+
+/// A time in µs as the `f64` pandas would hold, and whether it is written as a non-integer.
+fn raw_f64(r: &RawValue) -> Option<(f64, bool)> {
+    let t = raw_text(r)?.trim();
+    let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite())?;
+    Some((v, t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))))
+}
+
+/// Python's `int(x)` on a stream id, as HTA normalises it (−1 when it does not convert).
+fn hta_int(s: Option<&Scalar<'_>>) -> i64 {
+    match s {
+        Some(Scalar::Int(i)) => *i,
+        Some(Scalar::Float(f)) if f.is_finite() => *f as i64,
+        Some(Scalar::Str(t)) => t.trim().parse().unwrap_or(-1),
+        _ => -1,
+    }
 }
 
 #[derive(Deserialize)]
@@ -314,9 +365,9 @@ struct Event<'a> {
     #[serde(default, borrow)]
     tid: Option<Scalar<'a>>,
     #[serde(default, borrow)]
-    ts: Option<Scalar<'a>>,
+    ts: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    dur: Option<Scalar<'a>>,
+    dur: Option<&'a RawValue>,
     #[serde(default, borrow)]
     args: Option<Args<'a>>,
 }
@@ -379,8 +430,10 @@ fn category(cat: &str) -> Cat {
 struct Builder {
     t: RawTrace,
     intern: HashMap<String, u32>,
-    /// (native, HTA) class per interned name and category, filled on first sight.
-    classes: HashMap<(u32, u8), (KernelClass, KernelClass)>,
+    /// Class per interned name and kind, filled on first sight.
+    classes: HashMap<(u32, u8), KernelClass>,
+    /// Whether to keep HTA's view of the events too.
+    hta: bool,
 }
 
 impl Builder {
@@ -416,16 +469,63 @@ impl Builder {
         Some(self.t.collectives.len() as u32 - 1)
     }
 
+    /// Records the event as HTA 0.5 would see it (`trace_parser` and `Trace` filters).
+    fn hta_event(&mut self, e: &Event<'_>, name: &str) {
+        let (Some((ts, _)), Some((dur, _))) = (e.ts.and_then(raw_f64), e.dur.and_then(raw_f64))
+        else {
+            return;
+        };
+        let w = &mut self.t.hta_window;
+        let args = e.args.as_ref();
+        let stream = hta_int(args.and_then(|a| a.stream.as_ref()));
+        let correlation = args
+            .and_then(|a| a.correlation.as_ref())
+            .and_then(Scalar::int)
+            .unwrap_or(-1);
+        // HTA's GPUKernelFilter: stream ≥ 0 and correlation ≥ 0 (its two device-sync names
+        // sit on stream −1 and never reach the breakdowns).
+        let gpu = stream >= 0 && correlation >= 0;
+        if name.contains("ProfilerStep") {
+            if !w.step_names.contains(name) {
+                w.step_names.insert(name.to_owned());
+            }
+            if !gpu {
+                w.last_step_start_us = Some(w.last_step_start_us.map_or(ts, |l| l.max(ts)));
+            }
+        }
+        if !gpu && correlation >= 0 {
+            let m = w.host_corr_start_us.entry(correlation).or_insert(ts);
+            *m = m.min(ts);
+        }
+        if stream != -1 {
+            let id = self.intern(name);
+            self.t.hta_ops.push(HtaOp {
+                ts_us: ts,
+                dur_us: dur,
+                correlation: if gpu { correlation } else { -1 },
+                class: classify::classify_hta(name),
+                name: id,
+            });
+        }
+    }
+
     fn event(&mut self, e: Event<'_>) {
         self.t.events += 1;
         let ph = e.ph.as_deref().unwrap_or("");
         let name = e.name.as_deref().unwrap_or("");
+        if self.hta && !self.t.hta_window.float_ts {
+            // pandas makes the whole `ts` column float when any event's is.
+            self.t.hta_window.float_ts = e.ts.and_then(raw_f64).is_some_and(|(_, f)| f);
+        }
         if ph == "M" || ph == "s" || ph == "f" || ph == "t" {
             return;
         }
         let Some(cat_str) = e.cat.as_deref() else {
             return;
         };
+        if self.hta && cat_str != "Trace" {
+            self.hta_event(&e, name);
+        }
         let cat = category(cat_str);
         if let Cat::Unknown = cat {
             self.t.warnings.add("unknown_category", || {
@@ -436,7 +536,7 @@ impl Builder {
         if let Cat::Ignored = cat {
             return;
         }
-        let Some(ts) = e.ts.as_ref().and_then(Scalar::micros_to_ns) else {
+        let Some(ts) = e.ts.and_then(raw_ns) else {
             self.t.warnings.add("missing_timestamp", || {
                 format!("event {name:?} has no usable ts (ignored)")
             });
@@ -458,8 +558,7 @@ impl Builder {
             }
             return;
         }
-        let dur_us = e.dur.as_ref().and_then(Scalar::micros_to_ns);
-        let Some(dur) = dur_us else {
+        let Some(dur) = e.dur.and_then(raw_ns) else {
             if ph == "X" {
                 self.t.warnings.add("missing_duration", || {
                     format!("complete event {name:?} has no dur (ignored)")
@@ -507,26 +606,16 @@ impl Builder {
                     .and_then(Scalar::int)
                     .unwrap_or(-1);
                 let id = self.intern(name);
-                let (class, hta_class) =
-                    *self
-                        .classes
-                        .entry((id, kind as u8))
-                        .or_insert_with(|| match kind {
-                            OpKind::Sync => (KernelClass::Sync, classify::classify_hta(name)),
-                            _ => (
-                                classify::classify(name, cat_str),
-                                classify::classify_hta(name),
-                            ),
-                        });
-                // HTA rounds float times inward to whole µs (trace_parser.round_down_time_stamps).
-                let hta_start_ns =
-                    ts.div_euclid(1000) * 1000 + if ts.rem_euclid(1000) > 0 { 1000 } else { 0 };
-                let hta_end_ns = end.div_euclid(1000) * 1000;
+                let class = *self
+                    .classes
+                    .entry((id, kind as u8))
+                    .or_insert_with(|| match kind {
+                        OpKind::Sync => KernelClass::Sync,
+                        _ => classify::classify(name, cat_str),
+                    });
                 self.t.gpu_ops.push(GpuOp {
                     start_ns: ts,
                     end_ns: end,
-                    hta_start_ns,
-                    hta_end_ns,
                     name: id,
                     device,
                     stream,
@@ -534,7 +623,6 @@ impl Builder {
                     external_id,
                     kind,
                     class,
-                    hta_class,
                     coll,
                 });
             }
@@ -622,8 +710,9 @@ impl Builder {
     }
 }
 
-/// Reads one trace file (gzip detected by its magic bytes).
-pub fn read_file(path: &Path) -> Result<RawTrace, TraceError> {
+/// Reads one trace file (gzip detected by its magic bytes). `hta`: also keep HTA's view of the
+/// events (for `--compat hta`).
+pub fn read_file(path: &Path, hta: bool) -> Result<RawTrace, TraceError> {
     let io_err = |source| TraceError::Io {
         path: path.to_owned(),
         source,
@@ -633,9 +722,9 @@ pub fn read_file(path: &Path) -> Result<RawTrace, TraceError> {
     let n = read_prefix(&mut f, &mut magic).map_err(io_err)?;
     let head = io::Cursor::new(magic[..n].to_vec()).chain(f);
     if n == 2 && magic == [0x1f, 0x8b] {
-        read(flate2::read::MultiGzDecoder::new(head), path, true)
+        read(flate2::read::MultiGzDecoder::new(head), path, true, hta)
     } else {
-        read(head, path, false)
+        read(head, path, false, hta)
     }
 }
 
@@ -652,8 +741,9 @@ fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Reads a trace from any reader. `gz` only changes how I/O errors are reported.
-pub fn read<R: Read>(r: R, path: &Path, gz: bool) -> Result<RawTrace, TraceError> {
+/// Reads a trace from any reader. `gz` only changes how I/O errors are reported; `hta` keeps
+/// HTA's view of the events too.
+pub fn read<R: Read>(r: R, path: &Path, gz: bool, hta: bool) -> Result<RawTrace, TraceError> {
     let mut b = Builder {
         t: RawTrace {
             path: path.display().to_string(),
@@ -661,6 +751,7 @@ pub fn read<R: Read>(r: R, path: &Path, gz: bool) -> Result<RawTrace, TraceError
         },
         intern: HashMap::new(),
         classes: HashMap::new(),
+        hta,
     };
     let mut s = Scanner::new(r);
     let mut saw_events = false;
