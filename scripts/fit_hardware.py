@@ -25,6 +25,17 @@ PEAK_TFLOPS = {
 HBM_GB_S = {"a100-sxm-80gb": 2039.0, "h100-sxm": 3350.0, "h200-sxm": 4800.0}
 NVLINK_GB_S = {"a100-sxm-80gb": 300.0, "h100-sxm": 450.0, "h200-sxm": 450.0}
 ALLREDUCE_GPUS = 8
+SMS = {"a100-sxm-80gb": 108, "h100-sxm": 132, "h200-sxm": 132}
+TILE_CANDIDATES = [64.0, 128.0, 256.0]
+# Set by main() to the fitted tile before the per-GPU fits print their residuals.
+GEMM_TILE = [128.0]
+
+
+def wave_util(m, n, sms, tile):
+    """pricing.rs's wave_utilization: tiles / (ceil(tiles / SMs) * SMs)."""
+    tiles = math.ceil(m / tile) * math.ceil(n / tile)
+    waves = max(1, math.ceil(tiles / sms))
+    return tiles / (waves * sms)
 
 
 def parse_params(text):
@@ -68,7 +79,28 @@ def load(path):
         return list(csv.DictReader(f))
 
 
-def fit_gemm(rows, gpu):
+def square_sse(rows, fits):
+    """Squared relative time error of the square GEMM rows as priced."""
+    tot = 0.0
+    for r in rows:
+        if r["benchmark"] != "gemm_cublaslt" or r["gpu"] not in fits:
+            continue
+        q = parse_params(r["parameters"])
+        m, n, k = int(q["m"]), int(q["n"]), int(q["k"])
+        if not m == n == k:
+            continue
+        gpu = r["gpu"]
+        elem = 1.0 if r["precision"] in ("fp8", "int8") else 2.0
+        t = 2.0 * m * n * k / (float(r["value"]) * 1e12)
+        frac, peak, t0_us, mem_frac = fits[gpu]
+        u = wave_util(m, n, SMS[gpu], GEMM_TILE[0])
+        pred = gemm_time(m, n, k, elem, frac, peak, t0_us, mem_frac, HBM_GB_S[gpu],
+                         ROOFLINE_P[0], u)
+        tot += ((pred - t) / t) ** 2
+    return tot
+
+
+def fit_gemm(rows, gpu, quiet=False):
     shapes = []
     prec = None
     for r in rows:
@@ -80,28 +112,88 @@ def fit_gemm(rows, gpu):
         shapes.append((m, n, k, float(r["value"])))
     peak = PEAK_TFLOPS[(gpu, prec)] * 1e12
     square = [(m, n, k, v) for m, n, k, v in shapes if m == n == k]
-    flops = [2.0 * m * n * k for m, n, k, _ in square]
-    times = [f / (v * 1e12) for f, (_, _, _, v) in zip(flops, square)]
+    tile = GEMM_TILE[0]
+    # x = F / wave utilization: the math a full machine would do in the same time.
+    flops = [2.0 * m * n * k / wave_util(m, n, SMS[gpu], tile) for m, n, k, _ in square]
+    times = [2.0 * m * n * k / (v * 1e12) for m, n, k, v in square]
     a, b = lstsq_rel(flops, times)
     frac = 1.0 / (a * peak)
     t0_us = b * 1e6
-    print(f"  gemm ({prec}, peak {peak / 1e12:.1f} TFLOP/s): gemm_peak_fraction = {frac:.4f}, "
-          f"gemm_fixed_us = {t0_us:.3f}")
+    if quiet:
+        return frac, t0_us
+    print(f"  gemm ({prec}, peak {peak / 1e12:.1f} TFLOP/s, tile {tile:.0f}): "
+          f"gemm_peak_fraction = {frac:.4f}, gemm_fixed_us = {t0_us:.3f}")
     elem = 1.0 if prec in ("fp8", "int8") else 2.0
     mem_frac = fit_hbm_fraction(rows, gpu)
     for m, n, k, v in shapes:
         f = 2.0 * m * n * k
-        pred = f / (f / (frac * peak) + t0_us * 1e-6) / 1e12
-        # As pricing.rs prices Op::gemm: max(compute, memory) + fixed, with the weight (n x k),
-        # input (m x k) and output (m x n) all in the GEMM's precision.
-        compute_s = f / (frac * peak)
-        memory_s = (n * k + m * k + m * n) * elem / (mem_frac * HBM_GB_S[gpu] * 1e9)
-        roof = f / (max(compute_s, memory_s) + t0_us * 1e-6) / 1e12
+        u = wave_util(m, n, SMS[gpu], tile)
+        pred = f / (f / u / (frac * peak) + t0_us * 1e-6) / 1e12
+        # As pricing.rs prices Op::gemm: smooth roofline of compute (wave-quantized) and memory
+        # plus fixed, with the weight (n x k), input (m x k) and output (m x n) all in the GEMM's
+        # precision.
+        t_roof = gemm_time(m, n, k, elem, frac, peak, t0_us, mem_frac, HBM_GB_S[gpu],
+                           ROOFLINE_P[0], u)
+        roof = f / t_roof / 1e12
         tag = "square" if m == n == k else "not fitted"
         print(f"    m={m} n={n} k={k}: measured {v:.1f}, model {pred:.1f} TFLOP/s "
-              f"({(pred / v - 1) * 100:+.1f}%), with memory roofline {roof:.1f} "
-              f"({(roof / v - 1) * 100:+.1f}%) [{tag}]")
+              f"({(pred / v - 1) * 100:+.1f}%), as priced {roof:.1f} "
+              f"({(roof / v - 1) * 100:+.1f}%) [{tag}, wave utilization {u:.3f}]")
     return frac, t0_us
+
+
+def gemm_time(m, n, k, elem, frac, peak, t0_us, mem_frac, hbm_gb_s, p, util):
+    """pricing.rs's GEMM time: smooth roofline (c^p + m^p)^(1/p) + fixed, c wave-quantized."""
+    c = 2.0 * m * n * k / util / (frac * peak)
+    mem = (n * k + m * k + m * n) * elem / (mem_frac * hbm_gb_s * 1e9)
+    hi, lo = max(c, mem), min(c, mem)
+    return hi * (1.0 + (lo / hi) ** p) ** (1.0 / p) + t0_us * 1e-6
+
+
+ROOFLINE_P_GRID = [1.0 + 0.01 * i for i in range(0, 701)]
+ROOFLINE_P = [1.0]
+
+
+def fit_roofline_exponent(rows, fits):
+    """One exponent p for every GPU: the grid value (1.00, 1.01, ..., 8.00) minimising the
+    relative squared time error of the non-square GEMM rows of all measured GPUs, with each GPU's
+    (gemm_peak_fraction, gemm_fixed_us, memory_bandwidth_fraction) as fitted above."""
+    pts = []
+    for r in rows:
+        if r["benchmark"] != "gemm_cublaslt" or r["gpu"] not in fits:
+            continue
+        q = parse_params(r["parameters"])
+        m, n, k = int(q["m"]), int(q["n"]), int(q["k"])
+        if m == n == k:
+            continue
+        elem = 1.0 if r["precision"] in ("fp8", "int8") else 2.0
+        t = 2.0 * m * n * k / (float(r["value"]) * 1e12)
+        pts.append((r["gpu"], m, n, k, elem, t))
+
+    tile = GEMM_TILE[0]
+
+    def sse(p):
+        tot = 0.0
+        for gpu, m, n, k, elem, t in pts:
+            frac, peak, t0_us, mem_frac = fits[gpu]
+            u = wave_util(m, n, SMS[gpu], tile)
+            pred = gemm_time(m, n, k, elem, frac, peak, t0_us, mem_frac, HBM_GB_S[gpu], p, u)
+            tot += ((pred - t) / t) ** 2
+        return tot
+
+    best = min(ROOFLINE_P_GRID, key=sse)
+    return best, sse(best), pts
+
+
+def report_roofline(fits, best, pts):
+    tile = GEMM_TILE[0]
+    print(f"roofline_exponent = {best:.2f} (over {len(pts)} non-square GEMM rows, tile {tile:.0f})")
+    for gpu, m, n, k, elem, t in pts:
+        frac, peak, t0_us, mem_frac = fits[gpu]
+        u = wave_util(m, n, SMS[gpu], tile)
+        for p, tag in ((best, "smooth"), (1e9, "max")):
+            pred = gemm_time(m, n, k, elem, frac, peak, t0_us, mem_frac, HBM_GB_S[gpu], p, u)
+            print(f"    {gpu} m={m} n={n} k={k} [{tag}]: time {(pred / t - 1) * 100:+.1f}%")
 
 
 def fit_hbm_fraction(rows, gpu):
@@ -213,15 +305,47 @@ def main():
     micro = load(os.path.join(data, "hardware_microbench.csv"))
     attn = load(os.path.join(data, "attention_fa2.csv"))
     ratio = fwd_ratio(attn, "a100-sxm-80gb")
-    for gpu in ("a100-sxm-80gb", "h100-sxm", "h200-sxm"):
+    gpus = ("a100-sxm-80gb", "h100-sxm", "h200-sxm")
+
+    def gemm_fits(quiet):
+        out = {}
+        for gpu in gpus:
+            frac, t0 = fit_gemm(micro, gpu, quiet)
+            prec = "fp16" if gpu.startswith("a100") else "fp8"
+            out[gpu] = (frac, PEAK_TFLOPS[(gpu, prec)] * 1e12, t0, fit_hbm_fraction(micro, gpu))
+        return out
+
+    # Tile edge and exponent are shared by all GPUs: for each candidate tile, (a, b) per GPU from
+    # the square shapes, then p from the non-square ones; keep the tile whose fit leaves the
+    # smallest squared relative error over every GEMM row.
+    scores = []
+    for tile in TILE_CANDIDATES:
+        GEMM_TILE[0] = tile
+        fits = gemm_fits(True)
+        p, sse_nonsq, _ = fit_roofline_exponent(micro, fits)
+        ROOFLINE_P[0] = p
+        sse_sq = square_sse(micro, fits)
+        scores.append((sse_nonsq + sse_sq, tile, p))
+        print(f"gemm_tile {tile:.0f}: roofline_exponent {p:.2f}, squared relative error "
+              f"{sse_nonsq + sse_sq:.4f}")
+    _, tile, p = min(scores)
+    GEMM_TILE[0] = tile
+    ROOFLINE_P[0] = p
+    print(f"gemm_tile = {tile:.0f}")
+    fits = {}
+    for gpu in gpus:
         print(gpu)
-        _, t0 = fit_gemm(micro, gpu)
+        frac, t0 = fit_gemm(micro, gpu)
+        prec = "fp16" if gpu.startswith("a100") else "fp8"
+        fits[gpu] = (frac, PEAK_TFLOPS[(gpu, prec)] * 1e12, t0, fit_hbm_fraction(micro, gpu))
         fit_hbm(micro, gpu)
         fit_allreduce(micro, gpu)
         if gpu == "a100-sxm-80gb":
             fit_attention(attn, gpu, t0)
         elif gpu == "h100-sxm":
             fit_attention(attn, gpu, t0, ratio)
+    best, _, pts = fit_roofline_exponent(micro, fits)
+    report_roofline(fits, best, pts)
 
 
 if __name__ == "__main__":

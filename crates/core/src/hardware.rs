@@ -86,6 +86,14 @@ pub struct Link {
 pub struct Efficiency {
     /// Fraction of dense peak a large GEMM reaches.
     pub gemm_peak_fraction: f64,
+    /// Exponent `p` of the smooth roofline every kernel is priced on: busy time
+    /// `(compute^p + memory^p)^(1/p)`; `p → ∞` is the hard `max`, `p = 1` no overlap of math and
+    /// memory traffic. One value for all GPUs, fitted to the non-square GEMMs.
+    pub roofline_exponent: f64,
+    /// Output tile edge (rows = columns) a GEMM kernel gives one SM at a time, for wave
+    /// quantization: `tiles = ceil(m/tile)·ceil(n/tile)`, the math runs at
+    /// `tiles / (ceil(tiles/SMs)·SMs)` of the rate.
+    pub gemm_tile: f64,
     /// Fixed time per GEMM (launch, prologue, wave tail) in microseconds: a GEMM of F FLOPs
     /// takes `F / (fraction × peak) + fixed`.
     pub gemm_fixed_us: f64,
@@ -180,6 +188,18 @@ impl Hardware {
                     "efficiency.{field} must be in (0, 1] (got {v})"
                 )));
             }
+        }
+        if !(e.gemm_tile.is_finite() && e.gemm_tile >= 1.0) {
+            return Err(bad(format!(
+                "efficiency.gemm_tile must be a number >= 1 (got {})",
+                e.gemm_tile
+            )));
+        }
+        if !(e.roofline_exponent.is_finite() && e.roofline_exponent >= 1.0) {
+            return Err(bad(format!(
+                "efficiency.roofline_exponent must be a number >= 1 (got {})",
+                e.roofline_exponent
+            )));
         }
         // In-network reduction (NVLink SHARP) lets all-reduce bus bandwidth exceed the link's.
         for (field, v) in [

@@ -141,6 +141,13 @@ impl Precisions {
     pub fn gemm(&self) -> Precision {
         self.weights.gemm_precision(self.activations)
     }
+
+    /// Bytes per element of the residual stream, norms and collectives: the activation
+    /// precision, but never below 16 bits (8-bit activations are GEMM inputs quantized on the
+    /// fly).
+    pub fn stream_bytes(&self) -> f64 {
+        self.activations.bytes().max(2.0)
+    }
 }
 
 /// The tokens of one forward pass, aggregated over the sequences in the batch.
@@ -311,6 +318,9 @@ pub fn forward(
     let tp = f64::from(par.tp);
     let cp = f64::from(par.cp);
     let act = prec.activations.bytes();
+    // The residual stream, norms and collectives stay at 16 bits or wider: 8-bit activations
+    // are GEMM inputs quantized on the fly (TensorRT-LLM and Transformer Engine FP8).
+    let stream = prec.stream_bytes();
     let wb = prec.weights.bytes();
     let g = prec.gemm();
     let h = arch.hidden as f64;
@@ -335,7 +345,7 @@ pub fn forward(
     }
 
     // ---- attention block (every layer) ----
-    let norm_bytes = 2.0 * norm_t * h * act;
+    let norm_bytes = 2.0 * norm_t * h * stream;
     out.push(Op::memory(
         "attn.norm",
         OpClass::Norm,
@@ -352,7 +362,7 @@ pub fn forward(
             "attn.tp_allreduce",
             par,
             tp_scope,
-            t * h * act,
+            t * h * stream,
             n_layers,
             prec,
         );
@@ -391,7 +401,7 @@ pub fn forward(
         "mlp.tp_allreduce",
         par,
         tp_scope,
-        t * h * act,
+        t * h * stream,
         n_layers,
         prec,
     );
@@ -403,7 +413,7 @@ pub fn forward(
             OpClass::Norm,
             prec.activations,
             5.0 * lt * h,
-            2.0 * lt * h * act,
+            2.0 * lt * h * stream,
             1.0,
         ));
         // The LM head stays at activation precision under weight quantization (common
@@ -426,7 +436,7 @@ pub fn forward(
                 kind: CollectiveKind::SendRecv,
                 group: 2,
                 scope: par.scope(2, par.tp),
-                bytes: t * h * act / if par.sequence_parallel { tp } else { 1.0 },
+                bytes: t * h * stream / if par.sequence_parallel { tp } else { 1.0 },
             },
             f64::from(par.pp - 1),
         ));
@@ -552,7 +562,7 @@ fn moe_ops(
                 kind: CollectiveKind::AllToAll,
                 group: par.ep,
                 scope: par.scope(par.ep, 1),
-                bytes: t * moe.top_k as f64 * h * act,
+                bytes: t * moe.top_k as f64 * h * prec.stream_bytes(),
             },
             count,
         ));
@@ -609,7 +619,7 @@ fn moe_ops(
                 kind: CollectiveKind::AllToAll,
                 group: par.ep,
                 scope: par.scope(par.ep, 1),
-                bytes: t * moe.top_k as f64 * h * act,
+                bytes: t * moe.top_k as f64 * h * prec.stream_bytes(),
             },
             count,
         ));
@@ -757,7 +767,7 @@ fn attention_core(
     let t = tokens.new_tokens / cp;
     // Q in, O out; new K/V written to the cache; cached K/V read once per sequence
     // (FlashAttention/FlashDecoding keep scores on chip).
-    let qo = t * heads * (qk_dim + v_dim) * act;
+    let qo = t * heads * (qk_dim + v_dim) * act.max(2.0);
     let kv_write = if tokens.kv_cache_write {
         t * kv_elems * kvb
     } else {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::hardware::Hardware;
 use crate::ir::{Collective, CollectiveKind, Op, OpClass, Scope};
-use crate::units::{GB, TFLOPS};
+use crate::units::{Precision, GB, TFLOPS};
 
 /// The resource that decides an operator's (or a schedule's) time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -98,6 +98,16 @@ fn achievable_flops(op: &Op, hw: &Hardware) -> f64 {
             .fold(0.0, f64::max)
             * TFLOPS
     });
+    // Fused attention's fraction is fitted to 16-bit FlashAttention kernels, and engines run the
+    // attention math (softmax, P·V) at 16 bits even with 8-bit GEMMs and KV cache (the cache is
+    // dequantized in the kernel): price it against the 16-bit peak.
+    let peak = if op.class == OpClass::Attention && op.precision.bytes() < 2.0 {
+        hw.peak_flops(Precision::Bf16)
+            .or_else(|| hw.peak_flops(Precision::Fp16))
+            .unwrap_or(peak)
+    } else {
+        peak
+    };
     let fraction = match op.class {
         OpClass::Gemm => hw.efficiency.gemm_peak_fraction,
         OpClass::Attention => hw.efficiency.attention_peak_fraction,
@@ -108,6 +118,40 @@ fn achievable_flops(op: &Op, hw: &Hardware) -> f64 {
     peak * fraction
 }
 
+/// Fraction of the SMs a GEMM's last wave keeps busy, averaged over its waves: the output is cut
+/// into `gemm_tile × gemm_tile` tiles (per group of a grouped GEMM), one tile per SM at a time, so
+/// `tiles / (ceil(tiles / SMs) · SMs)`. A 128-token GEMM with 4096 output columns fills 32 tiles
+/// of a 132-SM H100: the math runs at a quarter of the rate. Ops without a GEMM shape get 1.
+pub fn wave_utilization(op: &Op, hw: &Hardware) -> f64 {
+    let (Some([m, n, k]), OpClass::Gemm) = (op.gemm, op.class) else {
+        return 1.0;
+    };
+    let tile = hw.efficiency.gemm_tile;
+    let one = 2.0 * m * n * k;
+    if !(one > 0.0 && tile > 0.0) {
+        return 1.0;
+    }
+    // Grouped GEMMs (MoE experts) carry one group's shape and the FLOPs of all groups.
+    let groups = (op.flops / one).max(1.0);
+    let tiles = groups * (m / tile).ceil() * (n / tile).ceil();
+    let sms = f64::from(hw.compute.sms.max(1));
+    let waves = (tiles / sms).ceil().max(1.0);
+    (tiles / (waves * sms)).clamp(f64::MIN_POSITIVE, 1.0)
+}
+
+/// Busy time of a kernel whose math alone takes `compute_s` and whose memory traffic alone takes
+/// `memory_s`: `(compute^p + memory^p)^(1/p)`. Neither unit runs at its full rate when the two
+/// are close (`p = 1.31` fitted, see `catalog/hardware/README.md`); far from the ridge it is the
+/// larger of the two.
+pub fn smooth_roofline(compute_s: f64, memory_s: f64, p: f64) -> f64 {
+    let hi = compute_s.max(memory_s);
+    let lo = compute_s.min(memory_s);
+    if hi <= 0.0 || lo <= 0.0 {
+        return hi.max(0.0);
+    }
+    hi * (1.0 + (lo / hi).powf(p)).powf(1.0 / p)
+}
+
 /// Prices one instance of `op` on `hw`.
 pub fn price_op(op: &Op, hw: &Hardware) -> Cost {
     if let Some(c) = &op.collective {
@@ -116,7 +160,7 @@ pub fn price_op(op: &Op, hw: &Hardware) -> Cost {
     let e = &hw.efficiency;
     let rate = achievable_flops(op, hw);
     let compute_s = if op.flops > 0.0 && rate > 0.0 {
-        op.flops / rate
+        op.flops / rate / wave_utilization(op, hw)
     } else {
         0.0
     };
@@ -125,8 +169,9 @@ pub fn price_op(op: &Op, hw: &Hardware) -> Cost {
         OpClass::Gemm | OpClass::Attention => e.gemm_fixed_us,
         _ => e.kernel_fixed_us,
     } * 1e-6;
+    let busy = smooth_roofline(compute_s, memory_s, e.roofline_exponent);
     Cost {
-        time_s: compute_s.max(memory_s) + fixed_s,
+        time_s: busy + fixed_s,
         compute_s,
         memory_s,
         comm_s: 0.0,

@@ -226,48 +226,145 @@ fn fp8_is_absent_on_ampere_and_volta() {
         .is_err());
 }
 
-#[test]
-fn gemm_refit_matches_catalog_and_square_shapes_within_10_percent() {
-    let rows = read_csv("hardware_microbench.csv");
-    for (gpu, prec) in MEASURED {
-        let hw = find_hardware(gpu).unwrap();
-        let peak = hw.peak_flops(prec).unwrap();
-        let shapes = gemm_rows(&rows, gpu);
-        let square: Vec<(f64, f64)> = shapes
+/// `tiles / (ceil(tiles / SMs) · SMs)` for an `m × n` output in `tile × tile` tiles (the method
+/// of `pricing::wave_utilization`).
+fn wave_util(m: f64, n: f64, sms: f64, tile: f64) -> f64 {
+    let tiles = (m / tile).ceil() * (n / tile).ceil();
+    tiles / ((tiles / sms).ceil().max(1.0) * sms)
+}
+
+/// Per measured GPU `(gemm_peak_fraction, gemm_fixed_us)` from the square shapes at `tile`.
+fn gemm_fit(
+    rows: &[BTreeMap<String, String>],
+    gpu: &str,
+    prec: Precision,
+    tile: f64,
+) -> (f64, f64) {
+    let hw = find_hardware(gpu).unwrap();
+    let sms = f64::from(hw.compute.sms);
+    let square: Vec<(f64, f64)> = gemm_rows(rows, gpu)
+        .iter()
+        .filter(|(m, n, k, _)| m == n && n == k)
+        .map(|&(m, n, k, v)| {
+            let f = 2.0 * m * n * k;
+            (f / wave_util(m, n, sms, tile), f / (v * 1e12))
+        })
+        .collect();
+    assert!(square.len() >= 5, "{gpu}: square GEMM rows missing");
+    let (a, b) = lstsq_rel(&square);
+    (1.0 / (a * hw.peak_flops(prec).unwrap()), b * 1e6)
+}
+
+/// `hw` with the GEMM constants replaced.
+fn with_gemm(gpu: &str, frac: f64, fixed_us: f64, tile: f64, p: f64) -> Hardware {
+    let mut hw = find_hardware(gpu).unwrap().clone();
+    hw.efficiency.gemm_peak_fraction = frac;
+    hw.efficiency.gemm_fixed_us = fixed_us;
+    hw.efficiency.gemm_tile = tile;
+    hw.efficiency.roofline_exponent = p;
+    hw
+}
+
+/// Squared relative time error of GEMM rows priced through `pricing.rs` on `hw`.
+fn gemm_sse(hw: &Hardware, prec: Precision, shapes: &[(f64, f64, f64, f64)]) -> f64 {
+    shapes
+        .iter()
+        .map(|&(m, n, k, v)| {
+            let b = prec.bytes();
+            let op = Op::gemm("gemm", prec, [m, n, k], b, b, 1.0);
+            let t = op.flops / (v * 1e12);
+            (price_op(&op, hw).time_s / t - 1.0).powi(2)
+        })
+        .sum()
+}
+
+/// The full GEMM fit at `tile`: per-GPU constants, then the exponent on the grid 1.00..8.00
+/// minimising the non-square rows' error; returns (per-GPU fits, p, error over all rows).
+fn gemm_fit_all(rows: &[BTreeMap<String, String>], tile: f64) -> (Vec<(f64, f64)>, f64, f64) {
+    let fits: Vec<(f64, f64)> = MEASURED
+        .iter()
+        .map(|&(gpu, prec)| gemm_fit(rows, gpu, prec, tile))
+        .collect();
+    let split = |square: bool| -> Vec<Vec<(f64, f64, f64, f64)>> {
+        MEASURED
             .iter()
-            .filter(|(m, n, k, _)| m == n && n == k)
-            .map(|&(m, n, k, v)| {
-                let f = 2.0 * m * n * k;
-                (f, f / (v * 1e12))
+            .map(|&(gpu, _)| {
+                gemm_rows(rows, gpu)
+                    .into_iter()
+                    .filter(|(m, n, k, _)| (m == n && n == k) == square)
+                    .collect()
             })
-            .collect();
-        assert!(square.len() >= 5, "{gpu}: square GEMM rows missing");
-        let (a, b) = lstsq_rel(&square);
+            .collect()
+    };
+    let (sq, nonsq) = (split(true), split(false));
+    let total = |p: f64, sets: &[Vec<(f64, f64, f64, f64)>]| -> f64 {
+        MEASURED
+            .iter()
+            .zip(&fits)
+            .zip(sets)
+            .map(|((&(gpu, prec), &(f, b)), shapes)| {
+                gemm_sse(&with_gemm(gpu, f, b, tile, p), prec, shapes)
+            })
+            .sum()
+    };
+    let mut best = (f64::INFINITY, 1.0);
+    for i in 0..=700 {
+        let p = 1.0 + 0.01 * f64::from(i);
+        let e = total(p, &nonsq);
+        if e < best.0 {
+            best = (e, p);
+        }
+    }
+    let p = best.1;
+    (fits.clone(), p, best.0 + total(p, &sq))
+}
+
+#[test]
+fn gemm_refit_matches_catalog_and_shapes_as_priced() {
+    let rows = read_csv("hardware_microbench.csv");
+    let tile = find_hardware("h100-sxm").unwrap().efficiency.gemm_tile;
+    let (fits, p, err) = gemm_fit_all(&rows, tile);
+    // The catalog's tile is the candidate whose whole fit leaves the least error.
+    for other in [64.0, 128.0, 256.0] {
+        let (_, _, e) = gemm_fit_all(&rows, other);
+        assert!(err <= e + 1e-12, "tile {other} fits better than {tile}");
+    }
+    for (&(gpu, prec), &(frac, fixed_us)) in MEASURED.iter().zip(&fits) {
+        let hw = find_hardware(gpu).unwrap();
+        assert!(
+            (hw.efficiency.roofline_exponent - p).abs() < 0.015,
+            "{gpu}: p re-fit {p}"
+        );
+        assert_eq!(
+            hw.efficiency.gemm_tile, tile,
+            "{gpu}: one tile for all GPUs"
+        );
         close(
             &format!("{gpu} gemm_peak_fraction"),
-            1.0 / (a * peak),
+            frac,
             hw.efficiency.gemm_peak_fraction,
             0.02,
         );
         close(
             &format!("{gpu} gemm_fixed_us"),
-            b * 1e6,
+            fixed_us,
             hw.efficiency.gemm_fixed_us,
             0.02,
         );
-        // The catalog priced through pricing.rs reproduces every square shape.
-        for &(m, n, k, v) in &shapes {
+        // The catalog priced through pricing.rs reproduces every shape: square ones within
+        // 17% (A100 2048³ is the worst: cuBLAS picks another tile than 128), the others within
+        // 13% (the skinny 802816×192×768 near the ridge included).
+        for (m, n, k, v) in gemm_rows(&rows, gpu) {
             let bytes = prec.bytes();
             let op = Op::gemm("gemm", prec, [m, n, k], bytes, bytes, 1.0);
             let modelled = op.flops / price_op(&op, hw).time_s / 1e12;
             let err = modelled / v - 1.0;
-            if m == n && n == k {
-                assert!(
-                    err.abs() <= 0.10,
-                    "{gpu} {m}x{n}x{k}: measured {v} TFLOP/s, model {modelled:.1} ({:+.1}%)",
-                    err * 100.0
-                );
-            }
+            let limit = if m == n && n == k { 0.17 } else { 0.13 };
+            assert!(
+                err.abs() <= limit,
+                "{gpu} {m}x{n}x{k}: measured {v} TFLOP/s, model {modelled:.1} ({:+.1}%)",
+                err * 100.0
+            );
         }
     }
 }
