@@ -208,7 +208,7 @@ fn evaluate(arch: &ModelArch, hw: &Hardware, req: &InferRequest) -> Result<Core,
     };
     let e2e_s = ttft_s + steps as f64 * tpot_s;
     let throughput = if e2e_s > 0.0 {
-        (req.batch * req.output) as f64 / e2e_s
+        req.batch as f64 * req.output as f64 / e2e_s
     } else {
         0.0
     };
@@ -266,6 +266,11 @@ fn op_row(phase: &'static str, op: &Op, c: &Cost) -> OpRow {
     }
 }
 
+/// Largest batch accepted (beyond any GPU's memory; keeps token counts far from overflow).
+const MAX_BATCH: u64 = 1 << 26;
+/// Largest prompt or output length accepted.
+const MAX_TOKENS: u64 = 1 << 32;
+
 fn validate_request(arch: &ModelArch, req: &InferRequest) -> Result<Vec<String>, CoreError> {
     for (name, v) in [
         ("--batch", req.batch),
@@ -275,6 +280,16 @@ fn validate_request(arch: &ModelArch, req: &InferRequest) -> Result<Vec<String>,
         if v == 0 {
             return Err(CoreError::InvalidWorkload(format!(
                 "{name} must be a positive integer (got 0)"
+            )));
+        }
+        let max = if name == "--batch" {
+            MAX_BATCH
+        } else {
+            MAX_TOKENS
+        };
+        if v > max {
+            return Err(CoreError::InvalidWorkload(format!(
+                "{name} {v} is implausibly large (at most {max}); use a realistic size"
             )));
         }
     }

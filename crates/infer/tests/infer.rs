@@ -100,6 +100,22 @@ fn zero_sizes_are_rejected() {
 }
 
 #[test]
+fn absurd_sizes_are_rejected_not_overflowed() {
+    let arch = bottleneck_models::resolve("llama-2-7b").unwrap();
+    for req in [
+        request(u64::MAX, 128, 16, 1),
+        request(1, u64::MAX, 16, 1),
+        request(1, 128, u64::MAX, 1),
+    ] {
+        let err = analyze(&arch, h100(), &req).unwrap_err().to_string();
+        assert!(err.contains("implausibly large"), "{err}");
+    }
+    // The largest accepted sizes still give finite figures.
+    let r = analyze(&arch, h100(), &request(1 << 26, 1 << 32, 1 << 32, 1)).unwrap();
+    assert!(r.e2e_s.is_finite() && r.throughput_tokens_per_s.is_finite());
+}
+
+#[test]
 fn what_ifs_rerun_the_model() {
     let mut req = request(8, 1024, 128, 1);
     req.what_ifs = true;

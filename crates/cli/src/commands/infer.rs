@@ -16,22 +16,22 @@ pub struct Args {
     #[arg(long, default_value = "h100-sxm")]
     pub gpu: String,
     /// Tensor-parallel degree.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = count_u32)]
     pub tp: u32,
     /// Pipeline-parallel degree.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = count_u32)]
     pub pp: u32,
     /// Expert-parallel degree (MoE models; within the TP group).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = count_u32)]
     pub ep: u32,
     /// Sequences in the (static) batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true, value_parser = count_u64)]
     pub batch: u64,
     /// Prompt tokens per sequence.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true, value_parser = count_u64)]
     pub prompt: u64,
     /// Output tokens per sequence.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true, value_parser = count_u64)]
     pub output: u64,
     /// Weight precision (fp32 tf32 bf16 fp16 fp8 int8 int4).
     #[arg(long, default_value = "bf16")]
@@ -48,6 +48,32 @@ pub struct Args {
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A size given on the command line: a whole number (zero is reported by the analysis, which
+/// names the flag and the fix).
+fn count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(v);
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v < 0.0 => Err(format!("must be a positive integer, not negative ({t})")),
+        Ok(v) if v.is_finite() && v.fract() != 0.0 => {
+            Err(format!("must be a whole number ({t} is not)"))
+        }
+        Ok(v) if v.is_finite() && v < 1.8e19 => Err(format!("write {t} as a plain integer")),
+        Ok(_) => Err(format!("{t} is out of range")),
+        Err(_) => Err(format!("must be a positive integer, got '{t}'")),
+    }
+}
+
+fn count_u64(s: &str) -> Result<u64, String> {
+    count(s)
+}
+
+fn count_u32(s: &str) -> Result<u32, String> {
+    count(s).and_then(|v| u32::try_from(v).map_err(|_| format!("{v} is out of range")))
 }
 
 /// Runs the analysis and prints it.

@@ -114,7 +114,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut s = t.to_string();
     for a in &show.assumptions {
-        s.push_str(&format!("\nassumption: {a}"));
+        s.push_str("\nassumption: ");
+        s.push_str(a);
     }
     output::text(&s)
 }
