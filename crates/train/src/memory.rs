@@ -184,6 +184,18 @@ pub struct Memory {
 
 /// Memory of the busiest stage of `lay` with `m` micro-batches per step.
 pub fn memory(job: &Job<'_>, sizes: &ModelSizes, lay: &Layout, m: u64) -> Memory {
+    let stage_params = [0, 1, 2].map(|w| sizes.stage_params_per_gpu(lay, w));
+    memory_with(job, sizes, lay, m, &stage_params)
+}
+
+/// [`memory`] with the parameters per GPU of the first, middle and last stage given.
+pub fn memory_with(
+    job: &Job<'_>,
+    sizes: &ModelSizes,
+    lay: &Layout,
+    m: u64,
+    stage_params: &[f64; 3],
+) -> Memory {
     let dp = f64::from(lay.dp);
     let p = lay.pp;
     let capacity = job.hw.memory_bytes();
@@ -219,7 +231,7 @@ pub fn memory(job: &Job<'_>, sizes: &ModelSizes, lay: &Layout, m: u64) -> Memory
         }
     };
     let build = |which: usize, act: f64, stage: &'static str| -> Memory {
-        let params = sizes.stage_params_per_gpu(lay, which);
+        let params = stage_params[which];
         let w = params * WEIGHT_BYTES / if lay.zero >= 3 { dp } else { 1.0 };
         let g = params * GRADIENT_BYTES / if lay.zero >= 2 { dp } else { 1.0 };
         let o = params * OPTIMIZER_BYTES / if lay.zero >= 1 { dp } else { 1.0 };

@@ -12,7 +12,7 @@ use crate::costs::{layer_costs, CostKey};
 use crate::error::TrainError;
 use crate::layout::{rule_broken, Job, Layout, Recompute};
 use crate::memory::{GRADIENT_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES};
-use crate::step::{evaluate, Binding, Evaluation, JobFacts};
+use crate::step::{evaluate_priced, Binding, Evaluation, JobFacts, Prices};
 
 /// Largest micro-batch the search tries.
 pub const MAX_MICRO_BATCH: u64 = 16;
@@ -229,26 +229,31 @@ fn search_key(job: &Job<'_>, facts: &JobFacts, key: &CostKey, k: usize) -> Parti
                 .collect()
         };
         let zeros: &[u8] = if dp > 1 { &[0, 1, 2, 3] } else { &[0] };
+        let pp_layout = Layout {
+            tp: key.tp,
+            pp: pp as u32,
+            dp: dp as u32,
+            cp: key.cp,
+            ep: key.ep,
+            vpp: 1,
+            sequence_parallel: key.sequence_parallel,
+            micro_batch: key.micro_batch,
+            zero: 0,
+            recompute: Recompute::Full,
+        };
+        let prices = Prices::new(job, facts, &pp_layout);
+        let max_params = prices.stage_params.iter().copied().fold(0.0, f64::max);
         for &zero in zeros {
             for &vpp in &vpps {
                 let base = Layout {
-                    tp: key.tp,
-                    pp: pp as u32,
-                    dp: dp as u32,
-                    cp: key.cp,
-                    ep: key.ep,
                     vpp,
-                    sequence_parallel: key.sequence_parallel,
-                    micro_batch: key.micro_batch,
                     zero,
-                    recompute: Recompute::Full,
+                    ..pp_layout
                 };
                 debug_assert!(rule_broken(job, &base).is_none());
                 part.space += 3;
                 // Model states alone (no activations) already overflow: skip every recompute.
-                let states = (0..3)
-                    .map(|w| facts.sizes.stage_params_per_gpu(&base, w))
-                    .fold(0.0, f64::max)
+                let states = max_params
                     * (WEIGHT_BYTES / if zero >= 3 { dp as f64 } else { 1.0 }
                         + GRADIENT_BYTES / if zero >= 2 { dp as f64 } else { 1.0 }
                         + OPTIMIZER_BYTES / if zero >= 1 { dp as f64 } else { 1.0 });
@@ -266,7 +271,7 @@ fn search_key(job: &Job<'_>, facts: &JobFacts, key: &CostKey, k: usize) -> Parti
                         recompute: rc,
                         ..base
                     };
-                    let e = evaluate(job, facts, c, &lay);
+                    let e = evaluate_priced(job, facts, c, &prices, &lay);
                     part.evaluated += 1;
                     if !e.memory.fits {
                         part.pruned += 2 - i as u64;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::costs::{forward_flops_per_sequence, LayerCosts};
 use crate::layout::{Job, Layout, Recompute};
-use crate::memory::{memory, Memory, ModelSizes};
+use crate::memory::{memory_with, Memory, ModelSizes};
 
 /// Parameters per data-parallel gradient bucket (Megatron-LM `DistributedDataParallel`
 /// default `bucket_size` = 40,000,000 elements).
@@ -143,9 +143,116 @@ pub fn stage_layers(layers: u64, pp: u32) -> [u64; 3] {
     [base, mid, last]
 }
 
+/// Collective, optimizer and parameter figures that depend on the cost key and the pipeline
+/// and data-parallel degrees but not on virtual stages, ZeRO stage or recompute: the search
+/// computes them once per (key, pp), `train` once per layout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prices {
+    /// Parameters per GPU of the first, busiest middle and last stage.
+    pub stage_params: [f64; 3],
+    /// ZeRO-3 per-layer parameter all-gather and gradient reduce-scatter.
+    pub z3_all_gather_s: f64,
+    pub z3_reduce_scatter_s: f64,
+    /// One pipeline send of a micro-batch's activations, and its bytes.
+    pub p2p_s: f64,
+    pub p2p_bytes: f64,
+    /// Gradient all-reduce, reduce-scatter and parameter all-gather per stage.
+    pub dp_all_reduce_s: [f64; 3],
+    pub dp_reduce_scatter_s: [f64; 3],
+    pub dp_all_gather_s: [f64; 3],
+    /// The optimizer update per stage, unsharded and sharded over DP.
+    pub optimizer_s: [f64; 3],
+    pub optimizer_sharded_s: [f64; 3],
+}
+
+impl Prices {
+    /// Prices the collectives and the optimizer of `lay` (its vpp, ZeRO stage and recompute
+    /// are ignored).
+    pub fn new(job: &Job<'_>, facts: &JobFacts, lay: &Layout) -> Prices {
+        let hw = job.hw;
+        let dp = lay.dp;
+        let sizes = &facts.sizes;
+        let dp_scope = scope(hw, dp, lay.tp * lay.cp);
+        let layer_param_bytes = sizes.layer_params_per_gpu(lay) * WIRE_BYTES;
+        let stage_params = [0, 1, 2].map(|w| sizes.stage_params_per_gpu(lay, w));
+        let t = (lay.micro_batch * job.seq) as f64 / f64::from(lay.cp);
+        let sp = if lay.sequence_parallel && lay.tp > 1 {
+            f64::from(lay.tp)
+        } else {
+            1.0
+        };
+        let p2p_bytes = t * job.arch.hidden as f64 * Precision::Bf16.bytes() / sp;
+        let p2p_s = price_op(
+            &Op::collective(
+                "pp.send_recv",
+                Precision::Bf16,
+                Collective {
+                    kind: CollectiveKind::SendRecv,
+                    group: 2,
+                    scope: scope(hw, 2, lay.tp * lay.cp * dp),
+                    bytes: p2p_bytes,
+                },
+                1.0,
+            ),
+            hw,
+        )
+        .time_s;
+        let dp_c = |kind, params: f64| collective(kind, dp, dp_scope, params * WIRE_BYTES, hw);
+        let opt = |params: f64| {
+            price_op(
+                &Op::memory(
+                    "optimizer.adam",
+                    OpClass::Optimizer,
+                    Precision::Fp32,
+                    ADAM_FLOPS_PER_PARAM * params,
+                    ADAM_BYTES_PER_PARAM * params,
+                    1.0,
+                ),
+                hw,
+            )
+            .time_s
+        };
+        Prices {
+            stage_params,
+            z3_all_gather_s: collective(
+                CollectiveKind::AllGather,
+                dp,
+                dp_scope,
+                layer_param_bytes,
+                hw,
+            ),
+            z3_reduce_scatter_s: collective(
+                CollectiveKind::ReduceScatter,
+                dp,
+                dp_scope,
+                layer_param_bytes,
+                hw,
+            ),
+            p2p_s,
+            p2p_bytes,
+            dp_all_reduce_s: stage_params.map(|p| dp_c(CollectiveKind::AllReduce, p)),
+            dp_reduce_scatter_s: stage_params.map(|p| dp_c(CollectiveKind::ReduceScatter, p)),
+            dp_all_gather_s: stage_params.map(|p| dp_c(CollectiveKind::AllGather, p)),
+            optimizer_s: stage_params.map(opt),
+            optimizer_sharded_s: stage_params.map(|p| opt(p / f64::from(dp))),
+        }
+    }
+}
+
 /// Evaluates `lay` for `job` from the per-layer costs of its [`crate::costs::CostKey`].
 /// `lay` must satisfy [`crate::layout::rule_broken`].
 pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -> Evaluation {
+    evaluate_priced(job, facts, c, &Prices::new(job, facts, lay), lay)
+}
+
+/// [`evaluate`] with the [`Prices`] of `lay`'s key, pipeline and data-parallel degrees given.
+pub fn evaluate_priced(
+    job: &Job<'_>,
+    facts: &JobFacts,
+    c: &LayerCosts,
+    pr: &Prices,
+    lay: &Layout,
+) -> Evaluation {
     let hw = job.hw;
     let p = lay.pp;
     let pf = f64::from(p);
@@ -165,20 +272,8 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
     let dp_scope = scope(hw, dp, lay.tp * lay.cp);
     let layer_param_bytes = sizes.layer_params_per_gpu(lay) * WIRE_BYTES;
     let (z3_exposed, z3_time) = if lay.zero == 3 && dp > 1 {
-        let ag = collective(
-            CollectiveKind::AllGather,
-            dp,
-            dp_scope,
-            layer_param_bytes,
-            hw,
-        );
-        let rs = collective(
-            CollectiveKind::ReduceScatter,
-            dp,
-            dp_scope,
-            layer_param_bytes,
-            hw,
-        );
+        let ag = pr.z3_all_gather_s;
+        let rs = pr.z3_reduce_scatter_s;
         let recompute_ag = if lay.recompute == Recompute::Full {
             ag
         } else {
@@ -263,29 +358,9 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
     // Pipeline point-to-point: every micro-batch crosses each chunk boundary forward
     // (activations) and backward (gradients); Megatron's 1F1B waits on them.
     let p2p_exposed = if p > 1 {
-        let t = (lay.micro_batch * job.seq) as f64 / f64::from(lay.cp);
-        let sp = if lay.sequence_parallel {
-            f64::from(lay.tp)
-        } else {
-            1.0
-        };
-        let bytes = t * job.arch.hidden as f64 * Precision::Bf16.bytes() / sp;
+        let one = pr.p2p_s;
+        let bytes = pr.p2p_bytes;
         let pp_scope = scope(hw, 2, lay.tp * lay.cp * dp);
-        let one = price_op(
-            &Op::collective(
-                "pp.send_recv",
-                Precision::Bf16,
-                Collective {
-                    kind: CollectiveKind::SendRecv,
-                    group: 2,
-                    scope: pp_scope,
-                    bytes,
-                },
-                1.0,
-            ),
-            hw,
-        )
-        .time_s;
         let n = 2.0 * mf * v;
         comms[3] = Comm {
             collective: "pp.send_recv",
@@ -303,7 +378,8 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
     // Data parallel gradient synchronisation (bucketed, overlapped with the last
     // micro-batch's backward) and, under ZeRO-1/2, the parameter all-gather after the update
     // (overlapped with the next step's first forward).
-    let stage_params = sizes.stage_params_per_gpu(lay, slow);
+    let slot = if p == 1 { 0 } else { slow };
+    let stage_params = pr.stage_params[slot];
     let grad_bytes = stage_params * WIRE_BYTES;
     let buckets = (stage_params / BUCKET_PARAMS).ceil().max(1.0);
     let bwd_window = layers_slow * (layer_t - c.fwd.forward_time());
@@ -313,7 +389,7 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
     if dp > 1 {
         match lay.zero {
             0 => {
-                let ar = collective(CollectiveKind::AllReduce, dp, dp_scope, grad_bytes, hw);
+                let ar = pr.dp_all_reduce_s[slot];
                 let x = hide(ar, bwd_window);
                 dp_exposed += x;
                 comms[4] = Comm {
@@ -326,7 +402,7 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
                 };
             }
             1 | 2 => {
-                let rs = collective(CollectiveKind::ReduceScatter, dp, dp_scope, grad_bytes, hw);
+                let rs = pr.dp_reduce_scatter_s[slot];
                 // ZeRO-2 keeps only a shard of the gradients: it reduce-scatters after every
                 // micro-batch's backward.
                 let times = if lay.zero == 2 { mf } else { 1.0 };
@@ -340,7 +416,7 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
                     time_s: times * rs,
                     exposed_s: x,
                 };
-                let ag = collective(CollectiveKind::AllGather, dp, dp_scope, grad_bytes, hw);
+                let ag = pr.dp_all_gather_s[slot];
                 let xa = hide(ag, fwd_window);
                 dp_exposed += xa;
                 comms[5] = Comm {
@@ -374,23 +450,11 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
     }
 
     // The optimizer update on this GPU's shard of the parameters.
-    let local_params = if lay.zero >= 1 {
-        stage_params / f64::from(dp)
+    let opt = if lay.zero >= 1 {
+        pr.optimizer_sharded_s[slot]
     } else {
-        stage_params
+        pr.optimizer_s[slot]
     };
-    let opt = price_op(
-        &Op::memory(
-            "optimizer.adam",
-            OpClass::Optimizer,
-            Precision::Fp32,
-            ADAM_FLOPS_PER_PARAM * local_params,
-            ADAM_BYTES_PER_PARAM * local_params,
-            1.0,
-        ),
-        hw,
-    )
-    .time_s;
     let overhead = hw.efficiency.step_overhead_us * 1e-6;
 
     let step = mf * t_stage + bubble + p2p_exposed + dp_exposed + opt + overhead;
@@ -401,7 +465,7 @@ pub fn evaluate(job: &Job<'_>, facts: &JobFacts, c: &LayerCosts, lay: &Layout) -
         overhead_s: overhead,
     };
 
-    let memory = memory(job, sizes, lay, m);
+    let memory = memory_with(job, sizes, lay, m, &pr.stage_params);
     let gpus = lay.gpus() as f64;
     let model_flops = facts.model_flops_per_seq * job.global_batch as f64;
     let recompute_flops = match lay.recompute {
