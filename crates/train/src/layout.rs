@@ -274,17 +274,6 @@ pub fn rule_broken(job: &Job<'_>, lay: &Layout) -> Option<String> {
     if lay.zero > 3 {
         return Some(format!("--zero {} is not a ZeRO stage (0-3)", lay.zero));
     }
-    if lay.gpus() != job.gpus {
-        return Some(format!(
-            "tp {} × pp {} × dp {} × cp {} = {} GPUs, not the --gpus {}",
-            lay.tp,
-            lay.pp,
-            lay.dp,
-            lay.cp,
-            lay.gpus(),
-            job.gpus
-        ));
-    }
     if arch.heads % u64::from(lay.tp) != 0 {
         return Some(format!(
             "--tp {} does not divide the {} attention heads of {}",
@@ -295,6 +284,17 @@ pub fn rule_broken(job: &Job<'_>, lay: &Layout) -> Option<String> {
         return Some(format!(
             "--pp {} exceeds the {} layers of {}",
             lay.pp, arch.layers, arch.name
+        ));
+    }
+    if lay.gpus() != job.gpus {
+        return Some(format!(
+            "tp {} × pp {} × dp {} × cp {} = {} GPUs, not the --gpus {}",
+            lay.tp,
+            lay.pp,
+            lay.dp,
+            lay.cp,
+            lay.gpus(),
+            job.gpus
         ));
     }
     if lay.vpp > 1 {
