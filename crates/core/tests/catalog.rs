@@ -126,6 +126,16 @@ fn every_builtin_file_parses_validates_and_has_required_names() {
 }
 
 #[test]
+fn embedded_json_is_the_toml_file() {
+    // The binary deserializes the build-time JSON rendering; the TOML text must say the same.
+    for (stem, toml_text, _) in bottleneck_core::catalog::HARDWARE_FILES {
+        let from_toml = Hardware::from_toml(toml_text).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let embedded = find_hardware(stem).unwrap();
+        assert_eq!(&from_toml, embedded, "{stem}");
+    }
+}
+
+#[test]
 fn names_and_aliases_are_unique_and_resolve() {
     let mut seen = BTreeSet::new();
     for hw in hardware() {
