@@ -237,6 +237,25 @@ pub fn layer_forward_ops(job: &Job<'_>, key: &CostKey) -> Vec<Op> {
         },
         &mut ops,
     );
+    // The two residual adds of every layer (read the block output and the residual, write the
+    // sum), which the forward lowering folds away; under sequence parallelism they run on
+    // 1/tp of the tokens.
+    let tokens_here = (key.micro_batch * job.seq) as f64
+        / f64::from(key.cp)
+        / if key.sequence_parallel {
+            f64::from(key.tp)
+        } else {
+            1.0
+        };
+    let stream = prec.activations.bytes().max(2.0);
+    ops.push(Op::memory(
+        "residual.add",
+        OpClass::Elementwise,
+        prec.activations,
+        tokens_here * arch.hidden as f64,
+        3.0 * tokens_here * arch.hidden as f64 * stream,
+        2.0 * arch.layers as f64,
+    ));
     if job.attention == AttentionImpl::Unfused && arch.mla.is_none() {
         ops = unfuse_attention(arch, job, key, &prec, ops);
     }
