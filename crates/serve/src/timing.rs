@@ -2,15 +2,23 @@
 //! interpolated in between, so that a million-request simulation prices each distinct grid node
 //! once.
 //!
-//! A step's work is summarised by four aggregates (the only ones the lowering reads, besides
-//! the logit rows): prefill tokens `P`, decoding sequences `D`, KV tokens the attention reads
-//! `K = Σ (cached + new)` and causal (query, key) pairs `Q = Σ (q·c + q(q+1)/2)`. The
-//! representative [`TokenShape`] at a node carries exactly these sums (one logit row for the
-//! prefill part, `D` for the decodes). Decode-only steps (`P = 0`, `Q = K`) use a 2-D grid over
-//! `(D, K)`; steps with prefill use a 4-D grid over `(P, D, K, Q)` with multilinear
-//! interpolation. Each axis is exact at the integers 0..=64 and geometric above, with a ratio
-//! of 1 + 1/32; within a cell, every operator's time is the max of two affine functions, so the
-//! error is confined to cells that straddle a roofline kink (measured in the tests: ≤ 1%).
+//! A step's time is split three ways by what its operators depend on, each part cached on its
+//! own:
+//!
+//! - the body GEMMs (projections, MLP, experts, router) depend only on the new tokens `m` of
+//!   the step, and their time jumps at wave boundaries (`core::pricing::wave_utilization`), so
+//!   they are priced exactly at every integer `m` (one pricing per distinct `m`);
+//! - the LM head depends only on the logit rows `s`, priced exactly per integer `s`;
+//! - everything else (attention, norms, pointwise, collectives, the engine's per-step
+//!   overhead) is smooth in four aggregates: prefill tokens `P`, decoding sequences `D`, KV
+//!   tokens the attention reads `K = Σ (cached + new)` and causal (query, key) pairs
+//!   `Q = Σ (q·c + q(q+1)/2)`. The representative [`TokenShape`] at a node carries exactly these
+//!   sums (one logit row for the prefill part, `D` for the decodes). Decode-only steps
+//!   (`P = 0`, `Q = K`) use a 2-D grid over `(D, K)`; steps with prefill use a 4-D grid over
+//!   `(P, D, K, Q)` with multilinear interpolation. Each axis is exact at the integers 0..=64
+//!   and geometric above, with a ratio of 1 + 1/32; within a cell every operator's time is a
+//!   smooth roofline of two affine functions, so the error stays small (measured in the tests:
+//!   ≤ 1%).
 //!
 //! Sliding-window layers read `min(c, w)` per sequence; at a node they are approximated with
 //! `min(K, S·w)` keys and `min(Q, N·w)` pairs (exact when every sequence is on the same side
@@ -24,6 +32,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
+use bottleneck_core::ir::OpClass;
 use bottleneck_core::lower::TokenShape;
 use bottleneck_core::pricing::Bound;
 use bottleneck_infer::Replica;
@@ -167,6 +176,13 @@ impl StepWork {
     }
 }
 
+/// The exactly priced parts of a step.
+#[derive(Clone, Copy)]
+enum Part {
+    Body = 0,
+    Head = 1,
+}
+
 /// Prices serving steps through a grid cache. Deterministic: a node's value depends only on
 /// the node.
 pub struct StepTimer<'a> {
@@ -175,6 +191,10 @@ pub struct StepTimer<'a> {
     pp: f64,
     decode: FastMap<f64>,
     mixed: FastMap<f64>,
+    /// Body-GEMM seconds by integer new-token count.
+    body: Vec<Option<f64>>,
+    /// LM-head seconds by integer logit-row count.
+    head: Vec<Option<f64>>,
     /// Direct pricings done (grid nodes filled).
     pub pricings: u64,
 }
@@ -195,6 +215,8 @@ impl<'a> StepTimer<'a> {
             replica,
             decode: FastMap::default(),
             mixed: FastMap::default(),
+            body: Vec::new(),
+            head: Vec::new(),
             pricings: 0,
         }
     }
@@ -225,11 +247,80 @@ impl<'a> StepTimer<'a> {
             return 0.0;
         }
         let w = w.per_micro_batch(self.pp);
-        if w.prefill_tokens <= 0.0 {
+        let m = w.prefill_tokens + w.decode_seqs;
+        let rows = w.decode_seqs + if w.prefill_tokens > 0.0 { 1.0 } else { 0.0 };
+        let exact = self.exact(Part::Body, m) + self.exact(Part::Head, rows);
+        let rest = if w.prefill_tokens <= 0.0 {
             self.decode_time(w.decode_seqs, w.kv_tokens)
         } else {
             self.mixed_time(&w)
+        };
+        exact + rest
+    }
+
+    /// Prices `w` directly and splits its time into (body GEMMs, LM head, the rest).
+    fn parts(&self, w: &StepWork) -> [f64; 3] {
+        let cost = self.replica.step(&w.shape(self.window));
+        let mut p = [0.0, 0.0, cost.overhead_s];
+        for (op, c) in cost.ops.iter().zip(&cost.priced.per_op) {
+            let slot = match (op.class, op.name) {
+                (OpClass::Gemm, "lm_head") => 1,
+                (OpClass::Gemm, _) => 0,
+                _ => 2,
+            };
+            p[slot] += c.time_s * op.count;
         }
+        p
+    }
+
+    /// The exactly priced part `which` at `x` new tokens (body) or logit rows (head); linear
+    /// between the neighbouring integers when `x` is fractional (pipeline micro-batches).
+    fn exact(&mut self, which: Part, x: f64) -> f64 {
+        if x <= 0.0 {
+            return 0.0;
+        }
+        let lo = x.floor();
+        let f = x - lo;
+        let a = self.exact_at(which, lo as u64);
+        if f <= 0.0 {
+            return a;
+        }
+        a + (self.exact_at(which, lo as u64 + 1) - a) * f
+    }
+
+    fn exact_at(&mut self, which: Part, n: u64) -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        let i = n as usize;
+        let table = match which {
+            Part::Body => &self.body,
+            Part::Head => &self.head,
+        };
+        if let Some(Some(t)) = table.get(i) {
+            return *t;
+        }
+        // A decode-only shape with `n` sequences has `n` new tokens and `n` logit rows; the
+        // part asked for depends on nothing else.
+        let nf = n as f64;
+        let w = StepWork {
+            decode_seqs: nf,
+            kv_tokens: nf,
+            pairs: nf,
+            ..StepWork::default()
+        };
+        let p = self.parts(&w);
+        self.pricings += 1;
+        let table = match which {
+            Part::Body => &mut self.body,
+            Part::Head => &mut self.head,
+        };
+        if table.len() <= i {
+            table.resize(i + 1, None);
+        }
+        let t = p[which as usize];
+        table[i] = Some(t);
+        t
     }
 
     fn decode_node(&mut self, i: u32, j: u32) -> f64 {
@@ -246,7 +337,7 @@ impl<'a> StepTimer<'a> {
             pairs: k,
             ..StepWork::default()
         };
-        let t = self.replica.step_time(&w.shape(self.window));
+        let t = self.parts(&w)[2];
         self.pricings += 1;
         self.decode.insert(key, t);
         t
@@ -292,7 +383,7 @@ impl<'a> StepTimer<'a> {
             kv_tokens: k,
             pairs: q,
         };
-        let t = self.replica.step_time(&w.shape(self.window));
+        let t = self.parts(&w)[2];
         self.pricings += 1;
         self.mixed.insert(key, t);
         t
