@@ -8,7 +8,8 @@
 //! the ratio of measured to predicted step time.
 //!
 //! Row rules (no per-row constants): the row's TP/PP/DP/VPP/micro-batch where given, else
-//! PP 1, DP = GPUs / (TP·PP), VPP 1, micro-batch 1; recompute as given, else full when the
+//! PP 1, DP = GPUs / (TP·PP), VPP 1, micro-batch 1 (for the 2020 Megatron-LM table, which
+//! predates gradient accumulation, the replica's whole batch); recompute as given, else full when the
 //! FLOP convention counts recompute or is not stated (Megatron-LM's scripts checkpoint
 //! activations); sequence parallel when the row says so; ZeRO-3 when the row says so; GPT
 //! architecture (4h MLP, GeLU, LayerNorm, learned positions, tied embeddings) from the row's
@@ -227,7 +228,15 @@ fn cases() -> Vec<Case> {
             ep: 1,
             vpp: int(&r, "vpp").unwrap_or(1) as u32,
             sequence_parallel: rc.contains("sequence-parallel"),
-            micro_batch: int(&r, "micro_batch").unwrap_or(1),
+            micro_batch: int(&r, "micro_batch").unwrap_or(
+                // Megatron-LM 2020 had no gradient accumulation: each replica ran its whole
+                // batch at once.
+                if r["id"].starts_with("megatron2020") {
+                    global_batch / u64::from(dp)
+                } else {
+                    1
+                },
+            ),
             zero: if r["zero_or_fsdp"] == "zero-3" { 3 } else { 0 },
             recompute,
         };
@@ -320,8 +329,8 @@ fn tflops_per_gpu_against_published_runs() {
 }
 
 /// Thresholds just above what the model reaches today (see the printed table).
-const MEDIAN_LIMIT: f64 = 0.10;
-const P90_LIMIT: f64 = 0.18;
+const MEDIAN_LIMIT: f64 = 0.08;
+const P90_LIMIT: f64 = 0.15;
 
 #[test]
 fn one_layer_forward_backward_against_korthikanti_table4() {
