@@ -74,6 +74,31 @@ def lstsq_rel(xs, ts):
     return a, b
 
 
+def lstsq_rel3(features, ts):
+    """Minimise sum((f . c - t) / t)^2 over c (three unknowns) by the normal equations,
+    solved by Gaussian elimination with partial pivoting."""
+    m = [[0.0] * 3 for _ in range(3)]
+    v = [0.0] * 3
+    for f, t in zip(features, ts):
+        w = 1.0 / (t * t)
+        for i in range(3):
+            v[i] += w * f[i] * t
+            for j in range(3):
+                m[i][j] += w * f[i] * f[j]
+    for i in range(3):
+        p = max(range(i, 3), key=lambda r: abs(m[r][i]))
+        m[i], m[p] = m[p], m[i]
+        v[i], v[p] = v[p], v[i]
+        for r in range(i + 1, 3):
+            k = m[r][i] / m[i][i]
+            m[r] = [a - k * b for a, b in zip(m[r], m[i])]
+            v[r] -= k * v[i]
+    c = [0.0] * 3
+    for i in (2, 1, 0):
+        c[i] = (v[i] - sum(m[i][j] * c[j] for j in range(i + 1, 3))) / m[i][i]
+    return c
+
+
 def load(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -229,24 +254,30 @@ def fit_allreduce(rows, gpu):
             busbw = float(r["value"]) * 1e9
             # nccl-tests: busbw = algbw * 2(n-1)/n, algbw = S / t.
             pts.append((size, factor * size / busbw, float(r["value"])))
-    # t = steps * step + factor * S / (frac * link): linear in (x = factor*S, 1) with
-    # a = 1/(frac*link), b = steps*step; relative-error least squares.
-    a, b = lstsq_rel([factor * s for s, _, _ in pts], [t for _, t, _ in pts])
+    # t = steps * step + x / (frac * link) + 2 * sqrt(chunk * x / (frac * link)), x = factor*S:
+    # latency, bandwidth and the cross term of a pipelined (chunked) ring. Linear in
+    # (1, x, sqrt(x)) with coefficients (steps*step, 1/(frac*link), 2*sqrt(chunk/(frac*link)));
+    # relative-error least squares (weights 1/t^2) by the 3x3 normal equations.
+    xs = [factor * s for s, _, _ in pts]
+    ts = [t for _, t, _ in pts]
+    c0, c1, c2 = lstsq_rel3([(1.0, x, math.sqrt(x)) for x in xs], ts)
     link = NVLINK_GB_S[gpu] * 1e9
-    frac = 1.0 / (a * link)
-    step_us = b / steps * 1e6
+    frac = 1.0 / (c1 * link)
+    step_us = c0 / steps * 1e6
+    chunk_us = (c2 / 2.0) ** 2 / c1 * 1e6
     print(f"  all-reduce n={n} (link {NVLINK_GB_S[gpu]:.0f} GB/s): intra_node_bus_fraction = "
-          f"{frac:.4f}, intra_node_step_us = {step_us:.4f}")
+          f"{frac:.4f}, intra_node_step_us = {step_us:.4f}, intra_node_chunk_us = {chunk_us:.4f}")
     errs = []
     for s, t, v in pts:
-        pred_t = b + a * factor * s
+        x = factor * s
+        pred_t = c0 + c1 * x + c2 * math.sqrt(x)
         pred_bw = factor * s / pred_t / 1e9
         errs.append(abs(pred_t / t - 1))
         print(f"    {int(s)} B: measured busbw {v:.2f}, model {pred_bw:.2f} GB/s "
               f"(time {(pred_t / t - 1) * 100:+.1f}%)")
     errs.sort()
     print(f"    |time error| median {errs[len(errs) // 2] * 100:.1f}%, max {errs[-1] * 100:.1f}%")
-    return frac, step_us
+    return frac, step_us, chunk_us
 
 
 def fit_attention(rows, gpu, t0_us, fwd_over_fwdbwd=None):

@@ -112,6 +112,12 @@ pub struct Efficiency {
     pub intra_node_step_us: f64,
     /// Same across nodes.
     pub inter_node_step_us: f64,
+    /// Latency of one pipelined chunk of a collective inside a node, in microseconds: the
+    /// cross term `2·sqrt(chunk · volume / bus bandwidth)` of a chunked ring, which makes the
+    /// bus bandwidth rise slowly over 1–100 MB messages as NCCL measures it.
+    pub intra_node_chunk_us: f64,
+    /// Same across nodes.
+    pub inter_node_chunk_us: f64,
     /// Host time per forward step of an inference engine or training iteration (scheduling,
     /// sampling, launch of the step) in microseconds.
     pub step_overhead_us: f64,
@@ -217,6 +223,8 @@ impl Hardware {
             ("kernel_fixed_us", e.kernel_fixed_us),
             ("intra_node_step_us", e.intra_node_step_us),
             ("inter_node_step_us", e.inter_node_step_us),
+            ("intra_node_chunk_us", e.intra_node_chunk_us),
+            ("inter_node_chunk_us", e.inter_node_chunk_us),
             ("step_overhead_us", e.step_overhead_us),
         ] {
             if !(v.is_finite() && v >= 0.0) {

@@ -192,27 +192,31 @@ pub fn collective_volume(kind: CollectiveKind, group: u32) -> (f64, f64) {
     }
 }
 
-/// Prices a collective: `steps × step latency + volume / bus bandwidth` on the link its scope
-/// names.
+/// Prices a collective: `steps × step latency + volume / bus bandwidth + 2·sqrt(chunk latency ×
+/// volume / bus bandwidth)` on the link its scope names.
 pub fn price_collective(c: &Collective, hw: &Hardware) -> Cost {
     if c.group <= 1 && c.kind != CollectiveKind::SendRecv {
         return Cost::default();
     }
     let e = &hw.efficiency;
-    let (link, fraction, step_us) = match c.scope {
+    let (link, fraction, step_us, chunk_us) = match c.scope {
         Scope::IntraNode => (
             &hw.interconnect.intra_node,
             e.intra_node_bus_fraction,
             e.intra_node_step_us,
+            e.intra_node_chunk_us,
         ),
         Scope::InterNode => (
             &hw.interconnect.inter_node,
             e.inter_node_bus_fraction,
             e.inter_node_step_us,
+            e.inter_node_chunk_us,
         ),
     };
     let (steps, factor) = collective_volume(c.kind, c.group);
-    let comm_s = factor * c.bytes / (link.bandwidth_gb_s * GB * fraction);
+    // Bandwidth term plus the cross term of a pipelined (chunked) ring.
+    let wire_s = factor * c.bytes / (link.bandwidth_gb_s * GB * fraction);
+    let comm_s = wire_s + 2.0 * (chunk_us * 1e-6 * wire_s).sqrt();
     let fixed_s = steps * step_us * 1e-6;
     Cost {
         time_s: comm_s + fixed_s,
