@@ -237,6 +237,9 @@ pub fn layer_forward_ops(job: &Job<'_>, key: &CostKey) -> Vec<Op> {
         },
         &mut ops,
     );
+    if key.ep > 1 {
+        balance_experts(&mut ops, key, &par);
+    }
     // The two residual adds of every layer (read the block output and the residual, write the
     // sum), which the forward lowering folds away; under sequence parallelism they run on
     // 1/tp of the tokens.
@@ -263,6 +266,29 @@ pub fn layer_forward_ops(job: &Job<'_>, key: &CostKey) -> Vec<Op> {
         ops.push(ring_attention_op(arch, job, key, &par));
     }
     ops
+}
+
+/// Training splits experts over `ep` data-parallel ranks, each of which sends its own tokens:
+/// with balanced routing every GPU of a TP × EP domain computes `t·k / tp` routed tokens at
+/// full expert width (`t` tokens per TP group, `k` experts per token). The forward lowering
+/// places EP inside the TP group (tokens shared by the EP ranks), so its expert FLOPs and
+/// activation bytes are rescaled to that share; weight bytes stay those of the local experts.
+fn balance_experts(ops: &mut [Op], key: &CostKey, par: &Parallel) {
+    let tp = f64::from(key.tp);
+    let ep = f64::from(key.ep);
+    let etp = f64::from(par.expert_tp());
+    let shared = if key.ep > 1 { tp.min(ep) } else { 1.0 };
+    let f = etp * ep / (tp * shared);
+    for op in ops
+        .iter_mut()
+        .filter(|o| o.name.starts_with("moe.experts."))
+    {
+        op.flops *= f;
+        op.bytes = op.weight_bytes + (op.bytes - op.weight_bytes) * f;
+        if let Some(g) = op.gemm.as_mut() {
+            g[0] *= f;
+        }
+    }
 }
 
 /// Whether `op` belongs to the attention core (what selective recompute re-runs and what ring

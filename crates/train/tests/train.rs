@@ -4,6 +4,8 @@
 use bottleneck_core::arch::{Activation, Mlp, ModelArch, NormKind, PositionKind};
 use bottleneck_core::catalog;
 use bottleneck_core::hardware::Hardware;
+use bottleneck_core::ir::{Collective, CollectiveKind, Scope};
+use bottleneck_core::pricing::{collective_volume, price_collective};
 use bottleneck_core::units::GB;
 use bottleneck_train::memory::ModelSizes;
 use bottleneck_train::step::JobFacts;
@@ -182,15 +184,28 @@ fn data_parallel_all_reduce_is_a_ring() {
     let n = 8.0;
     let bytes = arch.params() as f64 * 2.0;
     assert!((c.bytes / bytes - 1.0).abs() < 1e-12);
+    // Hand-worked ring volume: 2(n−1) steps moving 2(n−1)/n of the buffer.
+    assert_eq!(
+        collective_volume(CollectiveKind::AllReduce, 8),
+        (14.0, 2.0 * 7.0 / 8.0)
+    );
+    let want = price_collective(
+        &Collective {
+            kind: CollectiveKind::AllReduce,
+            group: 8,
+            scope: Scope::IntraNode,
+            bytes,
+        },
+        hw,
+    )
+    .time_s;
     let eff = &hw.efficiency;
-    let want = 2.0 * (n - 1.0) / n * bytes
+    let floor = 2.0 * (n - 1.0) / n * bytes
         / (hw.interconnect.intra_node.bandwidth_gb_s * GB * eff.intra_node_bus_fraction)
         + 2.0 * (n - 1.0) * eff.intra_node_step_us * 1e-6;
-    assert!(
-        (c.time_s / want - 1.0).abs() < 1e-12,
-        "{} vs {want}",
-        c.time_s
-    );
+    assert_eq!(c.time_s, want);
+    // The ring's bandwidth and latency terms are a lower bound of the priced time.
+    assert!(c.time_s >= floor * (1.0 - 1e-12), "{} vs {floor}", c.time_s);
     assert!(!c.inter_node);
 }
 
@@ -286,6 +301,36 @@ fn bad_layouts_name_the_rule_and_a_valid_layout() {
     )
     .expect("some layout");
     assert!(evaluate_layout(&jm, &nearby).is_ok());
+}
+
+#[test]
+fn expert_parallel_keeps_utilisation_physical() {
+    // Experts over EP data-parallel ranks: each GPU computes its share t·k/tp of the routed
+    // tokens, so expert FLOPs per GPU do not shrink with EP and MFU stays below 1.
+    let moe = bottleneck_models::resolve("mixtral-8x7b").expect("model");
+    let hw = h100();
+    let j = job(&moe, hw, 64, 4096, 128);
+    let one = evaluate_layout(&j, &lay(1, 1, 64)).expect("valid");
+    let eight = evaluate_layout(
+        &j,
+        &Layout {
+            ep: 8,
+            ..lay(1, 1, 64)
+        },
+    )
+    .expect("valid");
+    let found = search(&j, 20, &|_, _| {}).expect("search");
+    for e in [one.mfu, eight.mfu]
+        .into_iter()
+        .chain(found.top.iter().map(|t| t.mfu))
+    {
+        assert!(e > 0.0 && e < 1.0, "MFU {e}");
+    }
+    // Same expert math per GPU with or without EP (EP adds all-to-all, drops weight reads).
+    assert!(
+        eight.breakdown.compute_s > 0.5 * one.breakdown.compute_s,
+        "{one:?}\n{eight:?}"
+    );
 }
 
 #[test]
