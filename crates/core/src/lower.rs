@@ -939,4 +939,34 @@ mod tests {
         assert_eq!(nearest_divisor(40, 6), 5);
         assert_eq!(nearest_divisor(8, 8), 8);
     }
+
+    #[test]
+    fn fp8_keeps_a_16_bit_residual_stream() {
+        // Llama-2-7B, TP2, 100 tokens: each all-reduce carries 100 · 4096 elements at 2 bytes,
+        // and each norm reads and writes them at 2 bytes, with fp8 weights and activations.
+        let arch = llama2_7b();
+        let fp8 = Precisions {
+            weights: Precision::Fp8,
+            activations: Precision::Fp8,
+            kv: Precision::Fp8,
+        };
+        let mut par = Parallel::single(8);
+        par.tp = 2;
+        let mut ops = Vec::new();
+        forward(
+            &arch,
+            &TokenShape::prefill(1, 100, None),
+            &par,
+            &fp8,
+            &LowerOptions::whole(&arch),
+            &mut ops,
+        );
+        let ar = ops.iter().find(|o| o.name == "attn.tp_allreduce").unwrap();
+        assert_eq!(ar.collective.unwrap().bytes, 100.0 * 4096.0 * 2.0);
+        let norm = ops.iter().find(|o| o.name == "attn.norm").unwrap();
+        assert_eq!(norm.bytes, 2.0 * 100.0 * 4096.0 * 2.0);
+        // The GEMMs still read 8-bit weights.
+        let qkv = ops.iter().find(|o| o.name == "attn.qkv_proj").unwrap();
+        assert_eq!(qkv.weight_bytes, 4096.0 * 3.0 * 4096.0 / 2.0);
+    }
 }
