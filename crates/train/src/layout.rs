@@ -338,7 +338,12 @@ pub fn rule_broken(job: &Job<'_>, lay: &Layout) -> Option<String> {
             lay.cp, job.seq
         ));
     }
-    let per_step = u64::from(lay.dp) * lay.micro_batch;
+    let Some(per_step) = u64::from(lay.dp).checked_mul(lay.micro_batch) else {
+        return Some(format!(
+            "--micro-batch {} exceeds the global batch {}",
+            lay.micro_batch, job.global_batch
+        ));
+    };
     if job.global_batch % per_step != 0 {
         return Some(format!(
             "global batch {} is not divisible by dp {} × micro-batch {} = {per_step}",
@@ -422,6 +427,7 @@ pub fn nearest_valid(job: &Job<'_>, lay: &Layout) -> Option<Layout> {
                                 ep: if experts > 1 { ep.max(1) } else { 1 },
                                 vpp: vpp.max(1),
                                 micro_batch: mb.max(1),
+                                zero: lay.zero.min(3),
                                 ..*lay
                             };
                             if rule_broken(job, &cand).is_some() {
