@@ -123,8 +123,8 @@ impl Layout {
     /// The flags that select this layout on the command line.
     pub fn flags(&self) -> String {
         let mut s = format!(
-            "--tp {} --pp {} --dp {} --cp {} --ep {} --vpp {} --micro-batch {}",
-            self.tp, self.pp, self.dp, self.cp, self.ep, self.vpp, self.micro_batch
+            "--tp {} --pp {} --dp {} --cp {} --ep {} --vpp {} --micro-batch {} --zero {}",
+            self.tp, self.pp, self.dp, self.cp, self.ep, self.vpp, self.micro_batch, self.zero
         );
         if self.tp > 1 && !self.sequence_parallel {
             s.push_str(" --no-sp");
