@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -368,8 +368,14 @@ struct Event<'a> {
     ts: Option<&'a RawValue>,
     #[serde(default, borrow)]
     dur: Option<&'a RawValue>,
+    /// Kept raw: parsed only for the events whose arguments the analysis reads.
     #[serde(default, borrow)]
-    args: Option<Args<'a>>,
+    args: Option<&'a RawValue>,
+}
+
+/// Parses an event's `args` (`None` when absent or not an object of the expected shape).
+fn parse_args(raw: &RawValue) -> Option<Args<'_>> {
+    serde_json::from_str(raw.get()).ok()
 }
 
 fn dtype_bytes(dtype: &str) -> Option<u64> {
@@ -475,8 +481,9 @@ impl Builder {
         else {
             return;
         };
+        let args = e.args.and_then(parse_args);
+        let args = args.as_ref();
         let w = &mut self.t.hta_window;
-        let args = e.args.as_ref();
         let stream = hta_int(args.and_then(|a| a.stream.as_ref()));
         let correlation = args
             .and_then(|a| a.correlation.as_ref())
@@ -544,7 +551,7 @@ impl Builder {
         };
         if let Cat::Instant = cat {
             if name == "[memory]" {
-                if let Some(a) = &e.args {
+                if let Some(a) = &e.args.and_then(parse_args) {
                     let alloc = a.total_allocated.as_ref().and_then(Scalar::int);
                     if let Some(allocated) = alloc {
                         self.t.memory.push(MemSample {
@@ -573,7 +580,16 @@ impl Builder {
             return;
         }
         let end = ts + dur;
-        let args = e.args.as_ref();
+        let needs_args = match cat {
+            Cat::CpuOp => name == "record_param_comms" || name.starts_with("nccl:"),
+            _ => true,
+        };
+        let args = if needs_args {
+            e.args.and_then(parse_args)
+        } else {
+            None
+        };
+        let args = args.as_ref();
         let correlation = args
             .and_then(|a| a.correlation.as_ref())
             .and_then(Scalar::int)
@@ -717,7 +733,8 @@ pub fn read_file(path: &Path, hta: bool) -> Result<RawTrace, TraceError> {
         path: path.to_owned(),
         source,
     };
-    let mut f = BufReader::with_capacity(1 << 16, File::open(path).map_err(io_err)?);
+    // No BufReader: the scanner reads in large blocks itself (and gzip buffers its input).
+    let mut f = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 2];
     let n = read_prefix(&mut f, &mut magic).map_err(io_err)?;
     let head = io::Cursor::new(magic[..n].to_vec()).chain(f);
@@ -879,9 +896,51 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
         return Ok(());
     }
     loop {
-        let r = s.value()?;
-        let bytes = s.slice(r);
-        match serde_json::from_slice::<Event>(bytes) {
+        if s.peek()?.is_none() {
+            return Err(ScanError::Eof);
+        }
+        // Parse the event straight from the window, which also finds where it ends; an event
+        // cut by the window's end reads more input and parses again.
+        loop {
+            let mut de = serde_json::Deserializer::from_slice(s.rest()).into_iter::<Event>();
+            match de
+                .next()
+                .unwrap_or_else(|| Err(de::Error::custom("no value")))
+            {
+                Ok(e) => {
+                    let used = de.byte_offset();
+                    b.event(e);
+                    s.advance(used);
+                    break;
+                }
+                Err(e) if e.is_eof() => s.more()?,
+                Err(_) => {
+                    // Bad event: find its extent, then count it or report the offset.
+                    let r = s.value()?;
+                    parse_event(s, b, r)?;
+                    break;
+                }
+            }
+        }
+        if s.expect(b",]")? == b']' {
+            return Ok(());
+        }
+    }
+}
+
+fn parse_event<R: Read>(
+    s: &Scanner<R>,
+    b: &mut Builder,
+    r: (usize, usize),
+) -> Result<(), ScanError> {
+    let bytes = s.slice(r);
+    // Validating UTF-8 once per event is cheaper than once per borrowed string.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<Event>(text),
+        Err(_) => serde_json::from_slice::<Event>(bytes),
+    };
+    {
+        match parsed {
             Ok(e) => b.event(e),
             Err(e) => {
                 if e.is_data() {
@@ -899,10 +958,8 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
                 }
             }
         }
-        if s.expect(b",]")? == b']' {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

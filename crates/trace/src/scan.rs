@@ -5,10 +5,25 @@
 
 use std::io::{self, Read};
 
-use memchr::memchr2;
-
 /// Initial window; it grows only to hold a single value larger than itself.
 const WINDOW: usize = 1 << 20;
+
+const fn table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Bytes that end a run inside a string.
+static IN_STRING: [bool; 256] = table(b"\"\\");
+/// Bytes that matter inside an object or array.
+static NESTED: [bool; 256] = table(b"\"{}[]");
+/// Bytes that matter at depth 0 (they open, close or end a value).
+static TOP: [bool; 256] = table(b"\"{}[], \n\r\t");
 
 /// What stopped the scanner.
 #[derive(Debug)]
@@ -148,21 +163,34 @@ impl<R: Read> Scanner<R> {
                     Err(e) => return Err(e),
                 }
             }
+            // Skip to the next byte that matters in the current state (a table lookup per
+            // byte: cheaper than a call per short string).
+            let table = if in_str {
+                &IN_STRING
+            } else if depth > 0 {
+                &NESTED
+            } else {
+                &TOP
+            };
+            match self.buf[i..self.len]
+                .iter()
+                .position(|&b| table[b as usize])
+            {
+                None => {
+                    i = self.len;
+                    continue;
+                }
+                Some(k) => i += k,
+            }
             if in_str {
-                match memchr2(b'"', b'\\', &self.buf[i..self.len]) {
-                    None => i = self.len,
-                    Some(k) => {
-                        i += k;
-                        if self.buf[i] == b'\\' {
-                            i += 2;
-                        } else {
-                            in_str = false;
-                            i += 1;
-                            if depth == 0 {
-                                self.pos = i;
-                                return Ok((start, i));
-                            }
-                        }
+                if self.buf[i] == b'\\' {
+                    i += 2;
+                } else {
+                    in_str = false;
+                    i += 1;
+                    if depth == 0 {
+                        self.pos = i;
+                        return Ok((start, i));
                     }
                 }
                 continue;
@@ -191,16 +219,31 @@ impl<R: Read> Scanner<R> {
                         return Ok((start, i));
                     }
                 }
-                b',' | b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => {
+                _ => {
+                    // `,` or whitespace at depth 0 ends a bare scalar.
                     if i == start {
                         return Err(ScanError::Unexpected { found: self.buf[i] });
                     }
                     self.pos = i;
                     return Ok((start, i));
                 }
-                _ => i += 1,
             }
         }
+    }
+
+    /// The unread bytes in the window.
+    pub(crate) fn rest(&self) -> &[u8] {
+        &self.buf[self.pos..self.len]
+    }
+
+    /// Consumes `n` unread bytes.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+    }
+
+    /// Reads more input into the window (growing it when full); `Eof` at the end of input.
+    pub(crate) fn more(&mut self) -> Result<(), ScanError> {
+        self.refill().map(|_| ())
     }
 
     /// The bytes of a range returned by [`Scanner::value`].
