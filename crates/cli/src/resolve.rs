@@ -14,7 +14,10 @@ pub fn model(spec: &str) -> anyhow::Result<ModelArch> {
 /// A built-in GPU name or a path to a hardware TOML file.
 pub fn gpu(spec: &str) -> anyhow::Result<Hardware> {
     let path = Path::new(spec);
-    if spec.ends_with(".toml") || path.is_file() {
+    let toml_ext = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if toml_ext || path.is_file() {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read hardware file {spec}"))?;
         return Hardware::from_toml(&text).with_context(|| format!("hardware file {spec}"));
