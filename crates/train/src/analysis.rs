@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::backward::Role;
 use crate::costs::{layer_costs, step_ops, CostKey};
 use crate::error::TrainError;
-use crate::layout::{validate, AttentionImpl, Job, Layout, Recompute, TrainPrecision};
+use crate::layout::{rule_broken, validate, AttentionImpl, Job, Layout, Recompute, TrainPrecision};
 use crate::memory::Memory;
 use crate::step::{evaluate, Breakdown, Comm, Evaluation, JobFacts};
 
@@ -207,6 +207,10 @@ fn what_ifs(job: &Job<'_>, base: &Evaluation) -> Vec<WhatIf> {
     let lay = base.layout;
     let mut out = Vec::new();
     let mut push = |change: String, j: &Job<'_>, l: Layout| {
+        // A change that breaks a rule is no what-if (and needs no nearby-layout hint).
+        if rule_broken(j, &l).is_some() {
+            return;
+        }
         if let Ok(e) = evaluate_layout(j, &l) {
             out.push(WhatIf {
                 change,
