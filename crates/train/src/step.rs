@@ -1,6 +1,7 @@
-//! The one evaluator of a training step: per-layer costs (priced once per [`CostKey`]) composed
-//! with the pipeline schedule, data-parallel / ZeRO communication, the optimizer and memory.
-//! `train` and `search` both call [`evaluate`].
+//! The one evaluator of a training step: per-layer costs (priced once per
+//! [`crate::costs::CostKey`]) composed with the pipeline schedule, data-parallel / ZeRO
+//! communication, the optimizer and memory. `train` and `search` both call [`evaluate`] (the
+//! search through [`evaluate_priced`] with its [`Prices`] cached per key and pipeline degree).
 
 use bottleneck_core::hardware::Hardware;
 use bottleneck_core::ir::{Collective, CollectiveKind, Op, OpClass, Scope};
