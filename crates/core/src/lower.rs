@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::arch::{ModelArch, Moe};
+use crate::arch::{ModelArch, Moe, PositionKind};
 use crate::error::CoreError;
 use crate::ir::{Collective, CollectiveKind, Op, OpClass, Scope};
 use crate::units::Precision;
@@ -419,7 +419,7 @@ pub fn forward(
         // The LM head stays at activation precision under weight quantization (common
         // practice for FP8/AWQ checkpoints).
         let head_prec = prec.activations;
-        out.push(Op::gemm(
+        out.push(gemm_op(
             "lm_head",
             head_prec,
             [lt, arch.vocab as f64 / tp, h],
@@ -516,17 +516,17 @@ fn mlp_ops(
         ),
     };
     let up_cols = if gated { 2.0 * ffn } else { ffn };
-    out.push(Op::gemm(up, g, [t, up_cols, h], wb, act, count));
+    out.push(gemm_op(up, g, [t, up_cols, h], wb, act, count));
     // The activation (and gate product) reads the up output and writes the hidden.
     out.push(Op::memory(
         actn,
         OpClass::Elementwise,
         g,
         if gated { 6.0 } else { 4.0 } * t * ffn,
-        (up_cols + ffn) * t * act,
+        (up_cols * act.max(2.0) + ffn * act) * t,
         count,
     ));
-    out.push(Op::gemm(down, g, [t, h, ffn], wb, act, count));
+    out.push(gemm_op(down, g, [t, h, ffn], wb, act, count));
 }
 
 fn moe_ops(
@@ -546,7 +546,7 @@ fn moe_ops(
     let ep = f64::from(par.ep);
     let etp = f64::from(par.expert_tp());
     // Router: a tiny GEMM over every token (replicated across TP).
-    out.push(Op::gemm(
+    out.push(gemm_op(
         "moe.router",
         prec.activations,
         [t, moe.experts as f64, h],
@@ -579,7 +579,7 @@ fn moe_ops(
     // Weight bytes: the touched experts' matrices; FLOPs: every routed token once. The GEMMs
     // are grouped, so their shape is that of one touched expert with its share of tokens.
     let per_expert_tokens = if touched > 0.0 { routed / touched } else { 0.0 };
-    let mut up = Op::gemm(
+    let mut up = gemm_op(
         "moe.experts.up_gate_proj",
         g,
         [per_expert_tokens, up_cols, h],
@@ -589,17 +589,17 @@ fn moe_ops(
     );
     up.flops = 2.0 * routed * up_cols * h;
     up.weight_bytes = touched * up_cols * h * wb;
-    up.bytes = up.weight_bytes + routed * (h + up_cols) * act;
+    up.bytes = up.weight_bytes + routed * (h * act + up_cols * act.max(2.0));
     out.push(up);
     out.push(Op::memory(
         "moe.experts.activation",
         OpClass::Elementwise,
         g,
         6.0 * routed * ffn,
-        (up_cols + ffn) * routed * act,
+        (up_cols * act.max(2.0) + ffn * act) * routed,
         count,
     ));
-    let mut down = Op::gemm(
+    let mut down = gemm_op(
         "moe.experts.down_proj",
         g,
         [per_expert_tokens, h, ffn],
@@ -609,7 +609,7 @@ fn moe_ops(
     );
     down.flops = 2.0 * routed * h * ffn;
     down.weight_bytes = touched * h * ffn * wb;
-    down.bytes = down.weight_bytes + routed * (h + ffn) * act;
+    down.bytes = down.weight_bytes + routed * (h * act.max(2.0) + ffn * act);
     out.push(down);
     if par.ep > 1 {
         out.push(Op::collective(
@@ -638,6 +638,31 @@ fn moe_ops(
             out,
         );
     }
+}
+
+/// A GEMM of the forward pass: inputs at the activation precision, the output at 16 bits or
+/// wider. 8-bit GEMMs (TensorRT-LLM / Transformer Engine FP8, W8A8) accumulate in fp32 and write
+/// a 16-bit result: the residual stream, attention and the activation function consume 16-bit
+/// tensors, and the next GEMM's 8-bit input is quantized on the fly.
+fn gemm_op(
+    name: &'static str,
+    precision: Precision,
+    shape: [f64; 3],
+    weight_bytes_per_elem: f64,
+    act_bytes: f64,
+    count: f64,
+) -> Op {
+    let mut op = Op::gemm(
+        name,
+        precision,
+        shape,
+        weight_bytes_per_elem,
+        act_bytes,
+        count,
+    );
+    let [m, n, _] = shape;
+    op.bytes += m * n * (act_bytes.max(2.0) - act_bytes);
+    op
 }
 
 fn attention_ops(
@@ -675,8 +700,8 @@ fn attention_ops(
             match m.q_lora_rank {
                 Some(qr) => {
                     let qr = qr as f64;
-                    out.push(Op::gemm("attn.q_a_proj", g, [t, qr, h], wb, act, n_layers));
-                    out.push(Op::gemm(
+                    out.push(gemm_op("attn.q_a_proj", g, [t, qr, h], wb, act, n_layers));
+                    out.push(gemm_op(
                         "attn.q_b_proj",
                         g,
                         [t, q_out, qr],
@@ -685,10 +710,10 @@ fn attention_ops(
                         n_layers,
                     ));
                 }
-                None => out.push(Op::gemm("attn.q_proj", g, [t, q_out, h], wb, act, n_layers)),
+                None => out.push(gemm_op("attn.q_proj", g, [t, q_out, h], wb, act, n_layers)),
             }
             // Joint KV compression (replicated on every TP rank) and its up-projection.
-            out.push(Op::gemm(
+            out.push(gemm_op(
                 "attn.kv_a_proj",
                 g,
                 [t, r + rope, h],
@@ -696,7 +721,7 @@ fn attention_ops(
                 act,
                 n_layers,
             ));
-            out.push(Op::gemm(
+            out.push(gemm_op(
                 "attn.kv_b_proj",
                 g,
                 [t, heads * (nope + vd), r],
@@ -716,9 +741,9 @@ fn attention_ops(
             }
             let o_in = heads * vd;
             attention_core(
-                tokens, heads, qk_dim, v_dim, kv_elems, kvb, act, cp, global, local, out,
+                tokens, heads, qk_dim, v_dim, kv_elems, kvb, act, cp, 0.0, global, local, out,
             );
-            out.push(Op::gemm("attn.o_proj", g, [t, h, o_in], wb, act, n_layers));
+            out.push(gemm_op("attn.o_proj", g, [t, h, o_in], wb, act, n_layers));
         }
         None => {
             let hd = arch.head_dim as f64;
@@ -727,18 +752,46 @@ fn attention_ops(
             qk_dim = hd;
             v_dim = hd;
             kv_elems = 2.0 * kvh * hd;
-            out.push(Op::gemm(
+            let qkv_cols = (heads + 2.0 * kvh) * hd;
+            out.push(gemm_op(
                 "attn.qkv_proj",
                 g,
-                [t, (heads + 2.0 * kvh) * hd, h],
+                [t, qkv_cols, h],
                 wb,
                 act,
                 n_layers,
             ));
+            // Prefill tokens pass a QKV pre-processing kernel before the fused attention
+            // (TensorRT-LLM's context path: `invokeApplyBiasRopeUpdateKVCache`; vLLM:
+            // `rotary_embedding` + `reshape_and_cache`): it reads the 16-bit QKV output, writes
+            // the rotated Q and K back (rotary models) and K/V into the cache. Decode attention
+            // kernels (TensorRT-LLM MMHA/XQA, FlashInfer) do this inside the kernel, and training
+            // keeps K/V as activations; neither gets the kernel.
+            let prep_t = if tokens.kv_cache_write {
+                ((tokens.new_tokens - tokens.decode_seqs) / cp).max(0.0)
+            } else {
+                0.0
+            };
+            if prep_t > 0.0 {
+                let stream = prec.stream_bytes();
+                let rotated = if arch.position == PositionKind::Rotary {
+                    (heads + kvh) * hd * stream
+                } else {
+                    0.0
+                };
+                out.push(Op::memory(
+                    "attn.qkv_prep",
+                    OpClass::Elementwise,
+                    prec.activations,
+                    3.0 * prep_t * (heads + kvh) * hd,
+                    prep_t * (qkv_cols * stream + rotated + kv_elems * kvb),
+                    n_layers,
+                ));
+            }
             attention_core(
-                tokens, heads, qk_dim, v_dim, kv_elems, kvb, act, cp, global, local, out,
+                tokens, heads, qk_dim, v_dim, kv_elems, kvb, act, cp, prep_t, global, local, out,
             );
-            out.push(Op::gemm(
+            out.push(gemm_op(
                 "attn.o_proj",
                 g,
                 [t, h, heads * hd],
@@ -760,16 +813,18 @@ fn attention_core(
     kvb: f64,
     act: f64,
     cp: f64,
+    prepped: f64,
     global: f64,
     local: f64,
     out: &mut Vec<Op>,
 ) {
     let t = tokens.new_tokens / cp;
-    // Q in, O out; new K/V written to the cache; cached K/V read once per sequence
-    // (FlashAttention/FlashDecoding keep scores on chip).
+    // Q in, O out; new K/V written to the cache (except for the `prepped` tokens whose K/V a
+    // pre-processing kernel wrote); cached K/V read once per sequence (FlashAttention/
+    // FlashDecoding keep scores on chip).
     let qo = t * heads * (qk_dim + v_dim) * act.max(2.0);
     let kv_write = if tokens.kv_cache_write {
-        t * kv_elems * kvb
+        (t - prepped).max(0.0) * kv_elems * kvb
     } else {
         0.0
     };
@@ -968,5 +1023,99 @@ mod tests {
         // The GEMMs still read 8-bit weights.
         let qkv = ops.iter().find(|o| o.name == "attn.qkv_proj").unwrap();
         assert_eq!(qkv.weight_bytes, 4096.0 * 3.0 * 4096.0 / 2.0);
+    }
+
+    #[test]
+    fn fp8_gemms_write_16_bit_outputs() {
+        // Llama-2-7B, TP2, 100 tokens in fp8: the QKV GEMM (16 + 2·16 heads of 128 = 6144
+        // columns) reads the 4096 × 6144 weight and the 100 × 4096 input at 1 byte and writes
+        // its 100 × 6144 output at 2 bytes.
+        let arch = llama2_7b();
+        let fp8 = Precisions {
+            weights: Precision::Fp8,
+            activations: Precision::Fp8,
+            kv: Precision::Fp8,
+        };
+        let mut par = Parallel::single(8);
+        par.tp = 2;
+        let mut ops = Vec::new();
+        forward(
+            &arch,
+            &TokenShape::prefill(1, 100, None),
+            &par,
+            &fp8,
+            &LowerOptions::whole(&arch),
+            &mut ops,
+        );
+        let qkv = ops.iter().find(|o| o.name == "attn.qkv_proj").unwrap();
+        assert_eq!(
+            qkv.bytes,
+            4096.0 * 6144.0 + 100.0 * 4096.0 + 100.0 * 6144.0 * 2.0
+        );
+        // SwiGLU reads the 2 × 5504 up/gate columns at 2 bytes and writes 5504 at 1 byte.
+        let act = ops.iter().find(|o| o.name == "mlp.activation").unwrap();
+        assert_eq!(act.bytes, 100.0 * (2.0 * 5504.0 * 2.0 + 5504.0));
+        // In bf16 nothing changes: output at the activation precision.
+        let mut ops = Vec::new();
+        forward(
+            &arch,
+            &TokenShape::prefill(1, 100, None),
+            &par,
+            &bf16(),
+            &LowerOptions::whole(&arch),
+            &mut ops,
+        );
+        let qkv = ops.iter().find(|o| o.name == "attn.qkv_proj").unwrap();
+        assert_eq!(
+            qkv.bytes,
+            (4096.0 * 6144.0 + 100.0 * 4096.0 + 100.0 * 6144.0) * 2.0
+        );
+    }
+
+    #[test]
+    fn prefill_runs_a_qkv_prep_kernel_decode_and_training_do_not() {
+        // Llama-2-7B, TP2 (16 query and 16 KV heads of 128 per GPU), fp8 KV cache, 100 prompt
+        // tokens: the kernel reads the 6144-column QKV output at 2 bytes, writes the rotated Q
+        // and K (32 heads) back at 2 bytes and K/V (2 · 16 · 128) into the cache at 1 byte:
+        // 100 · (12288 + 8192 + 4096) bytes; the attention kernel then writes no K/V itself.
+        let arch = llama2_7b();
+        let prec = Precisions {
+            weights: Precision::Bf16,
+            activations: Precision::Bf16,
+            kv: Precision::Fp8,
+        };
+        let mut par = Parallel::single(8);
+        par.tp = 2;
+        let lower = |shape: TokenShape| {
+            let mut ops = Vec::new();
+            forward(
+                &arch,
+                &shape,
+                &par,
+                &prec,
+                &LowerOptions::whole(&arch),
+                &mut ops,
+            );
+            ops
+        };
+        let pre = lower(TokenShape::prefill(1, 100, None));
+        let prep = pre.iter().find(|o| o.name == "attn.qkv_prep").unwrap();
+        assert_eq!(prep.bytes, 100.0 * (12288.0 + 8192.0 + 4096.0));
+        assert_eq!(prep.count, 32.0);
+        let core = pre.iter().find(|o| o.name == "attn.core").unwrap();
+        // Q and O at 2 bytes, the 100 cached tokens read back once at 1 byte.
+        let qo = 100.0 * 16.0 * 256.0 * 2.0;
+        assert_eq!(core.bytes, qo + 100.0 * 4096.0);
+        // Decode: the attention kernel appends K/V itself.
+        let dec = lower(TokenShape::decode(4, 50, None));
+        assert!(dec.iter().all(|o| o.name != "attn.qkv_prep"));
+        let core = dec.iter().find(|o| o.name == "attn.core").unwrap();
+        assert_eq!(
+            core.bytes,
+            4.0 * 16.0 * 256.0 * 2.0 + 4.0 * 4096.0 + 4.0 * 51.0 * 4096.0
+        );
+        // Training keeps K/V as activations: no cache, no kernel.
+        let train = lower(TokenShape::training(1, 100, None));
+        assert!(train.iter().all(|o| o.name != "attn.qkv_prep"));
     }
 }

@@ -205,7 +205,7 @@ fn trtllm_v09_inference_validation() {
     );
 }
 
-/// Median |error| this model reaches (10.8% throughput, 11.8% first-token latency), with a
-/// little headroom: a regression past it fails.
-const TPUT_MEDIAN_LIMIT: f64 = 0.115;
-const TTFT_MEDIAN_LIMIT: f64 = 0.125;
+/// Median |error| this model reaches (9.9% throughput, 9.2% first-token latency), held to the
+/// issue's 10% target: a regression past it fails.
+const TPUT_MEDIAN_LIMIT: f64 = 0.10;
+const TTFT_MEDIAN_LIMIT: f64 = 0.095;
