@@ -834,6 +834,16 @@ pub fn read<R: Read>(r: R, path: &Path, gz: bool, hta: bool) -> Result<RawTrace,
     Ok(b.t)
 }
 
+/// serde_json's message without its " at line L column C" (relative to one event, so
+/// misleading); the error reports the absolute byte offset instead.
+fn without_position(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_owned(),
+        None => m,
+    }
+}
+
 /// Offset inside `bytes` of serde_json's (1-based) line and column.
 fn line_col_offset(bytes: &[u8], line: usize, col: usize) -> usize {
     let mut off = 0;
@@ -866,7 +876,7 @@ fn parse_document<R: Read>(
             return Err(ScanError::Unexpected { found: key_raw[0] });
         }
         let key: String = serde_json::from_slice(key_raw)
-            .map_err(|e| ScanError::Json(s.offset_of(r.0), e.to_string()))?;
+            .map_err(|e| ScanError::Json(s.offset_of(r.0), without_position(&e)))?;
         s.expect(b":")?;
         if key == "traceEvents" {
             if s.peek()? == Some(b'[') {
@@ -944,7 +954,7 @@ fn parse_event<R: Read>(
             Ok(e) => b.event(e),
             Err(e) => {
                 if e.is_data() {
-                    let msg = e.to_string();
+                    let msg = without_position(&e);
                     b.t.events += 1;
                     b.t.warnings.add("bad_event", || {
                         format!("event at byte {}: {msg} (ignored)", s.offset_of(r.0))
@@ -953,7 +963,7 @@ fn parse_event<R: Read>(
                     let off = line_col_offset(bytes, e.line(), e.column());
                     return Err(ScanError::Json(
                         s.offset_of(r.0) + off as u64,
-                        e.to_string(),
+                        without_position(&e),
                     ));
                 }
             }
