@@ -239,10 +239,7 @@ struct Split {
 
 fn split(ops: &[(i64, i64, Bucket)]) -> Split {
     let mut by: [Vec<Span>; 4] = Default::default();
-    let (mut start, mut end) = (i64::MAX, i64::MIN);
     for &(a, b, k) in ops {
-        start = start.min(a);
-        end = end.max(b);
         let i = match k {
             Bucket::Computation => 0,
             Bucket::Communication => 1,
@@ -262,10 +259,12 @@ fn split(ops: &[(i64, i64, Bucket)]) -> Split {
         intervals::len(&ccm),
         intervals::len(&all),
     );
-    if ops.is_empty() {
-        start = 0;
-        end = 0;
-    }
+    // The span runs from the first to the last instant of work: zero-length operations
+    // (which the union drops) do not stretch it, so idle is exactly the gaps of the union.
+    let (start, end) = match (all.first(), all.last()) {
+        (Some(f), Some(l)) => (f.0, l.1),
+        _ => (0, 0),
+    };
     Split {
         start,
         end,

@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod classify;
 pub mod error;
+mod fast;
 pub mod intervals;
 pub mod multi;
 pub mod reader;

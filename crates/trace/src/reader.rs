@@ -188,7 +188,7 @@ pub struct RawTrace {
 
 /// A number or a string, as Kineto writes `ts`, `dur`, `pid`, `tid`, ids.
 #[derive(Debug, Clone)]
-enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     Int(i64),
     Float(f64),
     Str(Cow<'a, str>),
@@ -289,8 +289,7 @@ fn parse_decimal_us(s: &str) -> Option<i64> {
 }
 
 /// The text of a JSON number or string holding a number, without quotes.
-fn raw_text(r: &RawValue) -> Option<&str> {
-    let t = r.get();
+fn raw_text(t: &str) -> Option<&str> {
     match t.as_bytes().first() {
         Some(b'"') => t.get(1..t.len() - 1).filter(|x| !x.contains('\\')),
         Some(b'-' | b'0'..=b'9') => Some(t),
@@ -299,12 +298,12 @@ fn raw_text(r: &RawValue) -> Option<&str> {
 }
 
 /// A time in µs (number or numeric string) as exact integer ns.
-fn raw_ns(r: &RawValue) -> Option<i64> {
+fn raw_ns(r: &str) -> Option<i64> {
     raw_text(r).and_then(|t| parse_decimal_us(t.trim()))
 }
 
 /// A time in µs as the `f64` pandas would hold, and whether it is written as a non-integer.
-fn raw_f64(r: &RawValue) -> Option<(f64, bool)> {
+fn raw_f64(r: &str) -> Option<(f64, bool)> {
     let t = raw_text(r)?.trim();
     let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite())?;
     Some((v, t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))))
@@ -374,8 +373,37 @@ struct Event<'a> {
 }
 
 /// Parses an event's `args` (`None` when absent or not an object of the expected shape).
-fn parse_args(raw: &RawValue) -> Option<Args<'_>> {
-    serde_json::from_str(raw.get()).ok()
+fn parse_args(raw: &[u8]) -> Option<Args<'_>> {
+    serde_json::from_slice(raw).ok()
+}
+
+/// One event's members the reader uses, borrowed from the input: `ts`/`dur` as raw JSON text
+/// (quotes kept for strings), `args` as raw JSON bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Ev<'a> {
+    pub(crate) ph: Option<Cow<'a, str>>,
+    pub(crate) cat: Option<Cow<'a, str>>,
+    pub(crate) name: Option<Cow<'a, str>>,
+    pub(crate) pid: Option<Scalar<'a>>,
+    pub(crate) tid: Option<Scalar<'a>>,
+    pub(crate) ts: Option<&'a str>,
+    pub(crate) dur: Option<&'a str>,
+    pub(crate) args: Option<&'a [u8]>,
+}
+
+impl<'a> From<Event<'a>> for Ev<'a> {
+    fn from(e: Event<'a>) -> Self {
+        Self {
+            ph: e.ph,
+            cat: e.cat,
+            name: e.name,
+            pid: e.pid,
+            tid: e.tid,
+            ts: e.ts.map(RawValue::get),
+            dur: e.dur.map(RawValue::get),
+            args: e.args.map(|a| a.get().as_bytes()),
+        }
+    }
 }
 
 fn dtype_bytes(dtype: &str) -> Option<u64> {
@@ -476,7 +504,7 @@ impl Builder {
     }
 
     /// Records the event as HTA 0.5 would see it (`trace_parser` and `Trace` filters).
-    fn hta_event(&mut self, e: &Event<'_>, name: &str) {
+    fn hta_event(&mut self, e: &Ev<'_>, name: &str) {
         let (Some((ts, _)), Some((dur, _))) = (e.ts.and_then(raw_f64), e.dur.and_then(raw_f64))
         else {
             return;
@@ -516,7 +544,7 @@ impl Builder {
         }
     }
 
-    fn event(&mut self, e: Event<'_>) {
+    fn event(&mut self, e: Ev<'_>) {
         self.t.events += 1;
         let ph = e.ph.as_deref().unwrap_or("");
         let name = e.name.as_deref().unwrap_or("");
@@ -912,6 +940,11 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
         // Parse the event straight from the window, which also finds where it ends; an event
         // cut by the window's end reads more input and parses again.
         loop {
+            if let Some((e, used)) = crate::fast::event(s.rest()) {
+                b.event(e);
+                s.advance(used);
+                break;
+            }
             let mut de = serde_json::Deserializer::from_slice(s.rest()).into_iter::<Event>();
             match de
                 .next()
@@ -919,7 +952,7 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
             {
                 Ok(e) => {
                     let used = de.byte_offset();
-                    b.event(e);
+                    b.event(e.into());
                     s.advance(used);
                     break;
                 }
@@ -951,7 +984,7 @@ fn parse_event<R: Read>(
     };
     {
         match parsed {
-            Ok(e) => b.event(e),
+            Ok(e) => b.event(e.into()),
             Err(e) => {
                 if e.is_data() {
                     let msg = without_position(&e);

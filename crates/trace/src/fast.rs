@@ -1,0 +1,222 @@
+//! A single-pass reader of one trace event for the common case, ahead of `serde_json`.
+//!
+//! It reads the top-level members of an event object straight from the window: the few the
+//! analysis uses are kept as borrowed text, every other value is skipped with a structural
+//! scan (strings with `memchr`). Anything unusual — an escape in a kept string or a key, a value
+//! of an unexpected kind, a structure it does not follow, the window ending inside the event —
+//! returns `None`, and the event goes through `serde_json`, which parses it or reports where it
+//! is wrong. Values it skips are not validated.
+
+use std::borrow::Cow;
+
+use memchr::memchr2;
+
+use crate::reader::{Ev, Scalar};
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at the quote `b[i]`: its contents (no escapes) and the index after it.
+fn plain_str(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
+    let k = memchr2(b'"', b'\\', &b[i + 1..])?;
+    if b[i + 1 + k] == b'\\' {
+        return None;
+    }
+    Some((&b[i + 1..i + 1 + k], i + 2 + k))
+}
+
+/// Skips the string starting at the quote `b[i]`, escapes included.
+fn skip_str(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        let k = memchr2(b'"', b'\\', &b[i..])?;
+        i += k;
+        if b[i] == b'\\' {
+            i += 2;
+        } else {
+            return Some(i + 1);
+        }
+    }
+}
+
+/// Skips any value starting at `b[i]` (not whitespace).
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => skip_str(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0u32;
+            let mut j = i;
+            loop {
+                match *b.get(j)? {
+                    b'"' => j = skip_str(b, j)?,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        j += 1;
+                    }
+                    b'}' | b']' => {
+                        depth -= 1;
+                        j += 1;
+                        if depth == 0 {
+                            return Some(j);
+                        }
+                    }
+                    _ => j += 1,
+                }
+            }
+        }
+        b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+            let mut j = i + 1;
+            while j < b.len()
+                && matches!(b[j], b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E')
+            {
+                j += 1;
+            }
+            (j < b.len()).then_some(j)
+        }
+        _ => None,
+    }
+}
+
+fn text(s: &[u8]) -> Option<&str> {
+    std::str::from_utf8(s).ok()
+}
+
+/// A number or a string (no escapes) as a [`Scalar`].
+fn scalar(b: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
+    if b[i] == b'"' {
+        let (s, j) = plain_str(b, i)?;
+        return Some((Scalar::Str(Cow::Borrowed(text(s)?)), j));
+    }
+    let j = skip_value(b, i)?;
+    let t = text(&b[i..j])?;
+    let v = if let Ok(n) = t.parse::<i64>() {
+        Scalar::Int(n)
+    } else {
+        Scalar::Float(t.parse::<f64>().ok()?)
+    };
+    Some((v, j))
+}
+
+/// The raw text of a number or a string holding one (quotes kept, no escapes).
+fn raw_time(b: &[u8], i: usize) -> Option<(&str, usize)> {
+    let j = if b[i] == b'"' {
+        plain_str(b, i)?.1
+    } else {
+        skip_value(b, i)?
+    };
+    Some((text(&b[i..j])?, j))
+}
+
+/// Reads the event object at the start of `b`; returns it and the bytes it spans.
+pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
+    let mut e = Ev::default();
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some((e, i + 1));
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (key, j) = plain_str(b, i)?;
+        i = ws(b, j);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i = ws(b, i + 1);
+        let c = *b.get(i)?;
+        let string = |i| -> Option<(Cow<'_, str>, usize)> {
+            if c != b'"' {
+                return None;
+            }
+            let (s, j) = plain_str(b, i)?;
+            Some((Cow::Borrowed(text(s)?), j))
+        };
+        i = match key {
+            b"ph" => {
+                let (s, j) = string(i)?;
+                e.ph = Some(s);
+                j
+            }
+            b"cat" => {
+                let (s, j) = string(i)?;
+                e.cat = Some(s);
+                j
+            }
+            b"name" => {
+                let (s, j) = string(i)?;
+                e.name = Some(s);
+                j
+            }
+            b"pid" => {
+                let (s, j) = scalar(b, i)?;
+                e.pid = Some(s);
+                j
+            }
+            b"tid" => {
+                let (s, j) = scalar(b, i)?;
+                e.tid = Some(s);
+                j
+            }
+            b"ts" => {
+                let (s, j) = raw_time(b, i)?;
+                e.ts = Some(s);
+                j
+            }
+            b"dur" => {
+                let (s, j) = raw_time(b, i)?;
+                e.dur = Some(s);
+                j
+            }
+            b"args" => {
+                if c != b'{' {
+                    return None;
+                }
+                let j = skip_value(b, i)?;
+                e.args = Some(&b[i..j]);
+                j
+            }
+            _ => skip_value(b, i)?,
+        };
+        i = ws(b, i);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return Some((e, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_kept_members_and_skips_the_rest() {
+        let b = br#"{"ph": "X", "cat": "kernel", "name": "k<1>", "pid": 0, "tid": "stream 7", "ts": 12.5, "dur": "3", "args": {"a": [1, {"b": "}\""}], "correlation": 4}, "id": -1.5e3, "x": null} ,"#;
+        let (e, n) = event(b).unwrap();
+        assert_eq!(&b[n..], b" ,");
+        assert_eq!(e.ph.as_deref(), Some("X"));
+        assert_eq!(e.name.as_deref(), Some("k<1>"));
+        assert_eq!(e.ts, Some("12.5"));
+        assert_eq!(e.dur, Some("\"3\""));
+        assert!(matches!(e.pid, Some(Scalar::Int(0))));
+        assert!(e.args.unwrap().ends_with(b"4}"));
+    }
+
+    #[test]
+    fn unusual_or_cut_events_go_to_serde() {
+        assert!(event(br#"{"name": "a\"b", "ts": 1}"#).is_none());
+        assert!(event(br#"{"ph": "X", "ts": 1,, "dur": 2}"#).is_none());
+        assert!(event(br#"{"ph": "X", "ts": 1"#).is_none());
+        assert!(event(br#"{"ph": 5}"#).is_none());
+    }
+}
