@@ -11,7 +11,18 @@ use std::borrow::Cow;
 
 use memchr::memchr2;
 
-use crate::reader::{Ev, Scalar};
+use crate::reader::{Args, Ev, Scalar};
+
+/// `"`, `{`, `}`, `[`, `]`.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
 
 fn ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
@@ -51,20 +62,21 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
             let mut depth = 0u32;
             let mut j = i;
             loop {
-                match *b.get(j)? {
+                // Jump to the next structural byte with a table lookup per byte.
+                j += b[j..].iter().position(|&c| STRUCTURAL[c as usize])?;
+                match b[j] {
                     b'"' => j = skip_str(b, j)?,
                     b'{' | b'[' => {
                         depth += 1;
                         j += 1;
                     }
-                    b'}' | b']' => {
+                    _ => {
                         depth -= 1;
                         j += 1;
                         if depth == 0 {
                             return Some(j);
                         }
                     }
-                    _ => j += 1,
                 }
             }
         }
@@ -190,6 +202,75 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
             b'}' => return Some((e, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// Reads an `args` object: the keys the analysis uses, every other value skipped.
+pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
+    let mut a = Args::default();
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(a);
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (key, j) = plain_str(b, i)?;
+        i = ws(b, j);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i = ws(b, i + 1);
+        let (slot, string): (
+            Option<&mut Option<Scalar<'_>>>,
+            Option<&mut Option<Cow<'_, str>>>,
+        ) = match key {
+            b"correlation" => (Some(&mut a.correlation), None),
+            b"External id" => (Some(&mut a.external_id), None),
+            b"external id" => (Some(&mut a.external_id_legacy), None),
+            b"stream" => (Some(&mut a.stream), None),
+            b"device" => (Some(&mut a.device), None),
+            b"Seq" => (Some(&mut a.seq), None),
+            b"In msg nelems" => (Some(&mut a.in_nelems), None),
+            b"Group size" => (Some(&mut a.group_size), None),
+            b"Total Allocated" => (Some(&mut a.total_allocated), None),
+            b"Total Reserved" => (Some(&mut a.total_reserved), None),
+            b"Device Id" => (Some(&mut a.device_id), None),
+            b"Collective name" => (None, Some(&mut a.collective)),
+            b"Process Group Name" => (None, Some(&mut a.pg_name)),
+            b"dtype" => (None, Some(&mut a.dtype)),
+            _ => (None, None),
+        };
+        i = match (slot, string) {
+            (Some(slot), _) => {
+                if !matches!(b[i], b'"' | b'-' | b'0'..=b'9') {
+                    return None;
+                }
+                let (v, j) = scalar(b, i)?;
+                *slot = Some(v);
+                j
+            }
+            (_, Some(slot)) => {
+                if b[i] != b'"' {
+                    return None;
+                }
+                let (v, j) = plain_str(b, i)?;
+                *slot = Some(Cow::Borrowed(text(v)?));
+                j
+            }
+            _ => skip_value(b, i)?,
+        };
+        i = ws(b, i);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return Some(a),
             _ => return None,
         }
     }

@@ -319,36 +319,36 @@ fn hta_int(s: Option<&Scalar<'_>>) -> i64 {
     }
 }
 
-#[derive(Deserialize)]
-struct Args<'a> {
+#[derive(Deserialize, Default)]
+pub(crate) struct Args<'a> {
     #[serde(default, borrow)]
-    correlation: Option<Scalar<'a>>,
+    pub(crate) correlation: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "External id")]
-    external_id: Option<Scalar<'a>>,
+    pub(crate) external_id: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "external id")]
-    external_id_legacy: Option<Scalar<'a>>,
+    pub(crate) external_id_legacy: Option<Scalar<'a>>,
     #[serde(default, borrow)]
-    stream: Option<Scalar<'a>>,
+    pub(crate) stream: Option<Scalar<'a>>,
     #[serde(default, borrow)]
-    device: Option<Scalar<'a>>,
+    pub(crate) device: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "Collective name")]
-    collective: Option<Cow<'a, str>>,
+    pub(crate) collective: Option<Cow<'a, str>>,
     #[serde(default, borrow, rename = "Process Group Name")]
-    pg_name: Option<Cow<'a, str>>,
+    pub(crate) pg_name: Option<Cow<'a, str>>,
     #[serde(default, borrow, rename = "Seq")]
-    seq: Option<Scalar<'a>>,
+    pub(crate) seq: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "In msg nelems")]
-    in_nelems: Option<Scalar<'a>>,
+    pub(crate) in_nelems: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "Group size")]
-    group_size: Option<Scalar<'a>>,
+    pub(crate) group_size: Option<Scalar<'a>>,
     #[serde(default, borrow)]
-    dtype: Option<Cow<'a, str>>,
+    pub(crate) dtype: Option<Cow<'a, str>>,
     #[serde(default, borrow, rename = "Total Allocated")]
-    total_allocated: Option<Scalar<'a>>,
+    pub(crate) total_allocated: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "Total Reserved")]
-    total_reserved: Option<Scalar<'a>>,
+    pub(crate) total_reserved: Option<Scalar<'a>>,
     #[serde(default, borrow, rename = "Device Id")]
-    device_id: Option<Scalar<'a>>,
+    pub(crate) device_id: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -374,7 +374,7 @@ struct Event<'a> {
 
 /// Parses an event's `args` (`None` when absent or not an object of the expected shape).
 fn parse_args(raw: &[u8]) -> Option<Args<'_>> {
-    serde_json::from_slice(raw).ok()
+    crate::fast::args(raw).or_else(|| serde_json::from_slice(raw).ok())
 }
 
 /// One event's members the reader uses, borrowed from the input: `ts`/`dur` as raw JSON text
