@@ -31,9 +31,19 @@ fn ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Offset of the first `"` or `\\` in `b`: a plain loop over the first bytes (most strings in a
+/// trace are short keys and values), `memchr` beyond.
+fn quote_or_escape(b: &[u8]) -> Option<usize> {
+    let head = b.len().min(24);
+    if let Some(k) = b[..head].iter().position(|&c| c == b'"' || c == b'\\') {
+        return Some(k);
+    }
+    memchr2(b'"', b'\\', &b[head..]).map(|k| k + head)
+}
+
 /// The string starting at the quote `b[i]`: its contents (no escapes) and the index after it.
 fn plain_str(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let k = memchr2(b'"', b'\\', &b[i + 1..])?;
+    let k = quote_or_escape(&b[i + 1..])?;
     if b[i + 1 + k] == b'\\' {
         return None;
     }
@@ -44,7 +54,7 @@ fn plain_str(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
 fn skip_str(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        let k = memchr2(b'"', b'\\', &b[i..])?;
+        let k = quote_or_escape(&b[i..])?;
         i += k;
         if b[i] == b'\\' {
             i += 2;
