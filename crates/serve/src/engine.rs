@@ -359,6 +359,8 @@ struct Engine<'s, 'a> {
     stats: RunStats,
     /// Reused buffer of the requests leaving a replica after a step.
     leaving: Vec<u32>,
+    /// Scratch: sequences that took a block in the current decode pass.
+    grown: Vec<u32>,
     kv_bytes_per_token: f64,
     watermark: u64,
 }
@@ -503,6 +505,7 @@ pub fn simulate(
         queue_last_ns: 0,
         stats: RunStats::default(),
         leaving: Vec::new(),
+        grown: Vec::new(),
         kv_bytes_per_token: kv_bytes_per_seq_per_gpu(sim.arch, &sim.par, &sim.prec, 1_000_000)
             / 1e6,
         watermark: (blocks / 100).max(1).min(blocks.saturating_sub(1)),
@@ -800,49 +803,56 @@ impl Engine<'_, '_> {
     /// Ensures every decoding sequence of `ri` has a block for its next token, preempting the
     /// newest sequences while blocks are short. Returns the blocks to take per survivor.
     fn make_room_for_decodes(&mut self, ri: usize, step: &mut Step) {
-        loop {
-            let running = &self.reps[ri].running;
-            // A decode adds one token, so it takes at most one new block per sequence.
-            if running.len() as u64 <= self.reps[ri].free_blocks || running.len() <= 1 {
-                break;
-            }
-            let bt = self.cfg.block_tokens;
-            let mut short = 0u64;
-            for &id in running {
-                let r = &self.reqs[id as usize];
-                short += u64::from(r.ctx >= r.need && r.ctx + 1 - r.shared > r.blocks * bt);
-            }
-            if short <= self.reps[ri].free_blocks {
-                break;
-            }
-            let Some(victim) = self.reps[ri].running.pop() else {
-                break;
-            };
-            self.preempt(ri, victim, step);
-        }
         let bt = self.cfg.block_tokens;
-        let Engine { reps, reqs, .. } = self;
-        let rep = &mut reps[ri];
-        let (mut take, mut n, mut ctx_sum) = (0u64, 0u64, 0u64);
-        for &id in &rep.running {
-            let r = &mut reqs[id as usize];
-            if r.ctx >= r.need {
-                // Blocks cover ceil((ctx - shared) / bt) tokens' worth; one more token needs
-                // a new block only when they are full (a multiply, not a divide, per sequence).
-                if r.ctx + 1 - r.shared > r.blocks * bt {
-                    r.blocks += 1;
-                    take += 1;
+        let first = step.decode.len();
+        let mut grown = std::mem::take(&mut self.grown);
+        loop {
+            // One pass grows every decoding sequence that needs a block for its next token
+            // (a multiply, not a divide, per sequence) and records which grew; it is undone in
+            // the rare case that the free blocks do not cover them.
+            grown.clear();
+            let Engine { reps, reqs, .. } = &mut *self;
+            let rep = &mut reps[ri];
+            let (mut n, mut ctx_sum) = (0u64, 0u64);
+            for &id in &rep.running {
+                let r = &mut reqs[id as usize];
+                if r.ctx >= r.need {
+                    if r.ctx + 1 - r.shared > r.blocks * bt {
+                        r.blocks += 1;
+                        grown.push(id);
+                    }
+                    step.decode.push(id);
+                    n += 1;
+                    ctx_sum += r.ctx;
                 }
-                step.decode.push(id);
-                n += 1;
-                ctx_sum += r.ctx;
+            }
+            let take = grown.len() as u64;
+            if take <= rep.free_blocks || rep.running.len() <= 1 {
+                let k = (ctx_sum + n) as f64;
+                step.work.decode_seqs += n as f64;
+                step.work.kv_tokens += k;
+                step.work.pairs += k;
+                rep.free_blocks = rep.free_blocks.saturating_sub(take);
+                break;
+            }
+            for &id in &grown {
+                reqs[id as usize].blocks -= 1;
+            }
+            step.decode.truncate(first);
+            // Preempt the newest sequences until the blocks the others need are free.
+            let mut short = take;
+            while short > self.reps[ri].free_blocks && self.reps[ri].running.len() > 1 {
+                let Some(victim) = self.reps[ri].running.pop() else {
+                    break;
+                };
+                let r = &self.reqs[victim as usize];
+                if r.ctx >= r.need && r.ctx + 1 - r.shared > r.blocks * bt {
+                    short -= 1;
+                }
+                self.preempt(ri, victim, step);
             }
         }
-        let k = (ctx_sum + n) as f64;
-        step.work.decode_seqs += n as f64;
-        step.work.kv_tokens += k;
-        step.work.pairs += k;
-        rep.free_blocks = rep.free_blocks.saturating_sub(take);
+        self.grown = grown;
     }
 
     fn preempt(&mut self, ri: usize, id: u32, step: &mut Step) {
