@@ -53,6 +53,28 @@ pub fn find_hardware(name: &str) -> Result<&'static Hardware, CoreError> {
     })
 }
 
+/// The next GPU of the same vendor in the catalog: the one released soonest after `hw` with
+/// more memory bandwidth (ties broken by name), in a node of two or more GPUs. The "next GPU"
+/// what-if of every analysis.
+pub fn next_gpu(hw: &Hardware) -> Option<&'static Hardware> {
+    hardware()
+        .iter()
+        .filter(|h| {
+            h.vendor == hw.vendor
+                && h.name != hw.name
+                && h.year >= hw.year
+                && h.memory.bandwidth_gb_s > hw.memory.bandwidth_gb_s
+                && h.interconnect.gpus_per_node >= 2
+        })
+        .min_by(|a, b| {
+            (a.year, a.memory.bandwidth_gb_s as u64, &a.name).cmp(&(
+                b.year,
+                b.memory.bandwidth_gb_s as u64,
+                &b.name,
+            ))
+        })
+}
+
 fn normalize(s: &str) -> String {
     s.trim().to_ascii_lowercase().replace(['_', ' '], "-")
 }

@@ -542,7 +542,7 @@ fn what_ifs(arch: &ModelArch, hw: &Hardware, req: &InferRequest, base: &Core) ->
             push("intra-node link bandwidth ×2".into(), &hw2, req.clone());
         }
     }
-    if let Some(next) = next_gpu(hw) {
+    if let Some(next) = catalog::next_gpu(hw) {
         let mut r = req.clone();
         if next.peak_flops(r.prec.gemm()).is_none() {
             r.prec.weights = Precision::Bf16;
@@ -551,25 +551,4 @@ fn what_ifs(arch: &ModelArch, hw: &Hardware, req: &InferRequest, base: &Core) ->
         push(format!("GPU {} → {}", hw.name, next.name), next, r);
     }
     out
-}
-
-/// The next GPU of the same vendor in the catalog: the one released soonest after `hw` with
-/// more memory bandwidth (ties broken by name).
-fn next_gpu(hw: &Hardware) -> Option<&'static Hardware> {
-    catalog::hardware()
-        .iter()
-        .filter(|h| {
-            h.vendor == hw.vendor
-                && h.name != hw.name
-                && h.year >= hw.year
-                && h.memory.bandwidth_gb_s > hw.memory.bandwidth_gb_s
-                && h.interconnect.gpus_per_node >= 2
-        })
-        .min_by(|a, b| {
-            (a.year, a.memory.bandwidth_gb_s as u64, &a.name).cmp(&(
-                b.year,
-                b.memory.bandwidth_gb_s as u64,
-                &b.name,
-            ))
-        })
 }

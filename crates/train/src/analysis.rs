@@ -2,7 +2,6 @@
 //! and what-ifs (each a re-run of the same evaluator).
 
 use bottleneck_core::catalog;
-use bottleneck_core::hardware::Hardware;
 use bottleneck_core::pricing::price_op;
 use serde::Serialize;
 
@@ -182,27 +181,6 @@ fn explain(job: &Job<'_>, e: &Evaluation) -> String {
     }
 }
 
-/// The next GPU of the same vendor in the catalog: released no earlier, with more memory
-/// bandwidth (the soonest, ties by name).
-fn next_gpu(hw: &Hardware) -> Option<&'static Hardware> {
-    catalog::hardware()
-        .iter()
-        .filter(|h| {
-            h.vendor == hw.vendor
-                && h.name != hw.name
-                && h.year >= hw.year
-                && h.memory.bandwidth_gb_s > hw.memory.bandwidth_gb_s
-                && h.interconnect.gpus_per_node >= 2
-        })
-        .min_by(|a, b| {
-            (a.year, a.memory.bandwidth_gb_s as u64, &a.name).cmp(&(
-                b.year,
-                b.memory.bandwidth_gb_s as u64,
-                &b.name,
-            ))
-        })
-}
-
 fn what_ifs(job: &Job<'_>, base: &Evaluation) -> Vec<WhatIf> {
     let lay = base.layout;
     let mut out = Vec::new();
@@ -335,7 +313,7 @@ fn what_ifs(job: &Job<'_>, base: &Evaluation) -> Vec<WhatIf> {
             lay,
         );
     }
-    if let Some(next) = next_gpu(job.hw) {
+    if let Some(next) = catalog::next_gpu(job.hw) {
         let precision = if next.peak_flops(job.precision.gemm()).is_some() {
             job.precision
         } else {
