@@ -54,7 +54,7 @@ fn plain_str(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
 fn skip_str(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        let k = quote_or_escape(&b[i..])?;
+        let k = quote_or_escape(b.get(i..)?)?;
         i += k;
         if b[i] == b'\\' {
             i += 2;
@@ -202,7 +202,14 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
                 if c != b'{' {
                     return None;
                 }
-                let j = skip_value(b, i)?;
+                // Read the object once: the kept keys now, its extent with them.
+                let j = if let Some((a, j)) = args_at(b, i) {
+                    e.parsed_args = Some(a);
+                    j
+                } else {
+                    e.parsed_args = None;
+                    skip_value(b, i)?
+                };
                 e.args = Some(&b[i..j]);
                 j
             }
@@ -219,14 +226,18 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
 
 /// Reads an `args` object: the keys the analysis uses, every other value skipped.
 pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
+    args_at(b, ws(b, 0)).map(|(a, _)| a)
+}
+
+/// Reads the `args` object at `b[i]` (not whitespace); returns it and the index after it.
+fn args_at(b: &[u8], mut i: usize) -> Option<(Args<'_>, usize)> {
     let mut a = Args::default();
-    let mut i = ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
     }
     i = ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return Some(a);
+        return Some((a, i + 1));
     }
     loop {
         if *b.get(i)? != b'"' {
@@ -258,9 +269,10 @@ pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
             b"dtype" => (None, Some(&mut a.dtype)),
             _ => (None, None),
         };
+        let c = *b.get(i)?;
         i = match (slot, string) {
             (Some(slot), _) => {
-                if !matches!(b[i], b'"' | b'-' | b'0'..=b'9') {
+                if !matches!(c, b'"' | b'-' | b'0'..=b'9') {
                     return None;
                 }
                 let (v, j) = scalar(b, i)?;
@@ -268,7 +280,7 @@ pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
                 j
             }
             (_, Some(slot)) => {
-                if b[i] != b'"' {
+                if c != b'"' {
                     return None;
                 }
                 let (v, j) = plain_str(b, i)?;
@@ -280,7 +292,7 @@ pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
         i = ws(b, i);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
-            b'}' => return Some(a),
+            b'}' => return Some((a, i + 1)),
             _ => return None,
         }
     }

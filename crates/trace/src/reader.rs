@@ -319,7 +319,7 @@ fn hta_int(s: Option<&Scalar<'_>>) -> i64 {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, Clone)]
 pub(crate) struct Args<'a> {
     #[serde(default, borrow)]
     pub(crate) correlation: Option<Scalar<'a>>,
@@ -389,6 +389,23 @@ pub(crate) struct Ev<'a> {
     pub(crate) ts: Option<&'a str>,
     pub(crate) dur: Option<&'a str>,
     pub(crate) args: Option<&'a [u8]>,
+    /// `args` already read by the fast path (it equals `parse_args` of `args`).
+    pub(crate) parsed_args: Option<Args<'a>>,
+}
+
+impl<'a> Ev<'a> {
+    /// The event's `args`, parsed.
+    fn args(&self) -> Option<Args<'a>> {
+        match &self.parsed_args {
+            Some(a) => Some(a.clone()),
+            None => self.args.and_then(parse_args),
+        }
+    }
+}
+
+/// An event's `args`, parsed, moved out of `parsed` when the fast path read them.
+fn take_args<'a>(parsed: &mut Option<Args<'a>>, raw: Option<&'a [u8]>) -> Option<Args<'a>> {
+    parsed.take().or_else(|| raw.and_then(parse_args))
 }
 
 impl<'a> From<Event<'a>> for Ev<'a> {
@@ -402,6 +419,7 @@ impl<'a> From<Event<'a>> for Ev<'a> {
             ts: e.ts.map(RawValue::get),
             dur: e.dur.map(RawValue::get),
             args: e.args.map(|a| a.get().as_bytes()),
+            parsed_args: None,
         }
     }
 }
@@ -509,7 +527,7 @@ impl Builder {
         else {
             return;
         };
-        let args = e.args.and_then(parse_args);
+        let args = e.args();
         let args = args.as_ref();
         let w = &mut self.t.hta_window;
         let stream = hta_int(args.and_then(|a| a.stream.as_ref()));
@@ -544,7 +562,7 @@ impl Builder {
         }
     }
 
-    fn event(&mut self, e: Ev<'_>) {
+    fn event(&mut self, mut e: Ev<'_>) {
         self.t.events += 1;
         let ph = e.ph.as_deref().unwrap_or("");
         let name = e.name.as_deref().unwrap_or("");
@@ -579,7 +597,7 @@ impl Builder {
         };
         if let Cat::Instant = cat {
             if name == "[memory]" {
-                if let Some(a) = &e.args.and_then(parse_args) {
+                if let Some(a) = &take_args(&mut e.parsed_args, e.args) {
                     let alloc = a.total_allocated.as_ref().and_then(Scalar::int);
                     if let Some(allocated) = alloc {
                         self.t.memory.push(MemSample {
@@ -613,7 +631,7 @@ impl Builder {
             _ => true,
         };
         let args = if needs_args {
-            e.args.and_then(parse_args)
+            take_args(&mut e.parsed_args, e.args)
         } else {
             None
         };
