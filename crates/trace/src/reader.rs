@@ -299,7 +299,41 @@ fn raw_text(t: &str) -> Option<&str> {
 
 /// A time in µs (number or numeric string) as exact integer ns.
 fn raw_ns(r: &str) -> Option<i64> {
-    raw_text(r).and_then(|t| parse_decimal_us(t.trim()))
+    plain_decimal_us(r.as_bytes()).or_else(|| raw_text(r).and_then(|t| parse_decimal_us(t.trim())))
+}
+
+/// [`parse_decimal_us`] in one pass for the common shape, digits with an optional fraction
+/// (`1683564907446924.0`); `None` for anything else, which takes the general path.
+fn plain_decimal_us(b: &[u8]) -> Option<i64> {
+    let mut i = 0;
+    let mut whole: i64 = 0;
+    while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+        whole = whole.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut ns = whole.checked_mul(1000)?;
+    if i < b.len() {
+        if b[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let frac = &b[i..];
+        if !frac.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut scale = 100;
+        for &d in frac.iter().take(3) {
+            ns += i64::from(d - b'0') * scale;
+            scale /= 10;
+        }
+        if frac.len() > 3 && frac[3] >= b'5' {
+            ns += 1;
+        }
+    }
+    Some(ns)
 }
 
 /// A time in µs as the `f64` pandas would hold, and whether it is written as a non-integer.
@@ -1026,6 +1060,27 @@ fn parse_event<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_decimals_match_the_general_parser() {
+        for t in [
+            "0",
+            "7",
+            "12.5",
+            "1683564907446924.0",
+            "1.2345",
+            "1.2344",
+            "99.",
+            "12.000499",
+            "9223372036854775807",
+            "9223372036854775.807",
+        ] {
+            assert_eq!(plain_decimal_us(t.as_bytes()), parse_decimal_us(t), "{t}");
+        }
+        for t in ["-1", ".5", "1e3", "\"12\"", " 1", "1.2.3", ""] {
+            assert_eq!(plain_decimal_us(t.as_bytes()), None, "{t}");
+        }
+    }
 
     #[test]
     fn decimal_strings_are_exact() {
