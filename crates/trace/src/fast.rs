@@ -107,6 +107,26 @@ fn text(s: &[u8]) -> Option<&str> {
     std::str::from_utf8(s).ok()
 }
 
+/// An integer of at most 18 digits (so it cannot overflow), optionally negative, as `i64`
+/// parses it; `None` for anything else.
+fn small_int(t: &[u8]) -> Option<i64> {
+    let (neg, digits) = match t.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if neg { -n } else { n })
+}
+
 /// A number or a string (no escapes) as a [`Scalar`].
 fn scalar(b: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
     if b[i] == b'"' {
@@ -114,6 +134,9 @@ fn scalar(b: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
         return Some((Scalar::Str(Cow::Borrowed(text(s)?)), j));
     }
     let j = skip_value(b, i)?;
+    if let Some(n) = small_int(&b[i..j]) {
+        return Some((Scalar::Int(n), j));
+    }
     let t = text(&b[i..j])?;
     let v = if let Ok(n) = t.parse::<i64>() {
         Scalar::Int(n)
@@ -313,6 +336,24 @@ mod tests {
         assert_eq!(e.dur, Some("\"3\""));
         assert!(matches!(e.pid, Some(Scalar::Int(0))));
         assert!(e.args.unwrap().ends_with(b"4}"));
+    }
+
+    #[test]
+    fn small_ints_parse_as_i64_does() {
+        for t in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "007",
+            "123456789012345678",
+            "-123456789012345678",
+        ] {
+            assert_eq!(small_int(t.as_bytes()), t.parse::<i64>().ok(), "{t}");
+        }
+        for t in ["", "-", "1.5", "1e3", "+1", "1234567890123456789", "--1"] {
+            assert_eq!(small_int(t.as_bytes()), None, "{t}");
+        }
     }
 
     #[test]
