@@ -175,16 +175,16 @@ fn raw_time(b: &[u8], i: usize) -> Option<(&str, usize)> {
     Some((text(&b[i..j])?, j))
 }
 
-/// Reads the event object at the start of `b`; returns it and the bytes it spans.
-pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
-    let mut e = Ev::default();
+/// Reads the event object at the start of `b` into `e` (which starts as `Ev::default()`);
+/// returns the bytes it spans. Filled in place: the event is large, and moving it costs.
+pub(crate) fn event<'a>(b: &'a [u8], e: &mut Ev<'a>) -> Option<usize> {
     let mut i = ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
     }
     i = ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return Some((e, i + 1));
+        return Some(i + 1);
     }
     loop {
         if *b.get(i)? != b'"' {
@@ -245,8 +245,8 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
                     return None;
                 }
                 // Read the object once: the kept keys now, its extent with them.
-                let j = if let Some((a, j)) = args_at(b, i) {
-                    e.parsed_args = Some(a);
+                let a = e.parsed_args.insert(Args::default());
+                let j = if let Some(j) = args_at(b, i, a) {
                     j
                 } else {
                     e.parsed_args = None;
@@ -260,7 +260,7 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
         i = ws(b, i);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
-            b'}' => return Some((e, i + 1)),
+            b'}' => return Some(i + 1),
             _ => return None,
         }
     }
@@ -268,18 +268,20 @@ pub(crate) fn event(b: &[u8]) -> Option<(Ev<'_>, usize)> {
 
 /// Reads an `args` object: the keys the analysis uses, every other value skipped.
 pub(crate) fn args(b: &[u8]) -> Option<Args<'_>> {
-    args_at(b, ws(b, 0)).map(|(a, _)| a)
+    let mut a = Args::default();
+    args_at(b, ws(b, 0), &mut a)?;
+    Some(a)
 }
 
-/// Reads the `args` object at `b[i]` (not whitespace); returns it and the index after it.
-fn args_at(b: &[u8], mut i: usize) -> Option<(Args<'_>, usize)> {
-    let mut a = Args::default();
+/// Reads the `args` object at `b[i]` (not whitespace) into `a` (which starts as
+/// `Args::default()`); returns the index after it.
+fn args_at<'a>(b: &'a [u8], mut i: usize, a: &mut Args<'a>) -> Option<usize> {
     if *b.get(i)? != b'{' {
         return None;
     }
     i = ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return Some((a, i + 1));
+        return Some(i + 1);
     }
     loop {
         if *b.get(i)? != b'"' {
@@ -334,7 +336,7 @@ fn args_at(b: &[u8], mut i: usize) -> Option<(Args<'_>, usize)> {
         i = ws(b, i);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
-            b'}' => return Some((a, i + 1)),
+            b'}' => return Some(i + 1),
             _ => return None,
         }
     }
@@ -347,7 +349,8 @@ mod tests {
     #[test]
     fn reads_the_kept_members_and_skips_the_rest() {
         let b = br#"{"ph": "X", "cat": "kernel", "name": "k<1>", "pid": 0, "tid": "stream 7", "ts": 12.5, "dur": "3", "args": {"a": [1, {"b": "}\""}], "correlation": 4}, "id": -1.5e3, "x": null} ,"#;
-        let (e, n) = event(b).unwrap();
+        let mut e = Ev::default();
+        let n = event(b, &mut e).unwrap();
         assert_eq!(&b[n..], b" ,");
         assert_eq!(e.ph.as_deref(), Some("X"));
         assert_eq!(e.name.as_deref(), Some("k<1>"));
@@ -389,9 +392,13 @@ mod tests {
 
     #[test]
     fn unusual_or_cut_events_go_to_serde() {
-        assert!(event(br#"{"name": "a\"b", "ts": 1}"#).is_none());
-        assert!(event(br#"{"ph": "X", "ts": 1,, "dur": 2}"#).is_none());
-        assert!(event(br#"{"ph": "X", "ts": 1"#).is_none());
-        assert!(event(br#"{"ph": 5}"#).is_none());
+        for b in [
+            &br#"{"name": "a\"b", "ts": 1}"#[..],
+            br#"{"ph": "X", "ts": 1,, "dur": 2}"#,
+            br#"{"ph": "X", "ts": 1"#,
+            br#"{"ph": 5}"#,
+        ] {
+            assert!(event(b, &mut Ev::default()).is_none());
+        }
     }
 }

@@ -428,18 +428,16 @@ pub(crate) struct Ev<'a> {
 }
 
 impl<'a> Ev<'a> {
-    /// The event's `args`, parsed.
-    fn args(&self) -> Option<Args<'a>> {
+    /// The event's `args`, parsed: those the fast path read, else parsed into `slot`.
+    fn args_ref<'s>(&'s self, slot: &'s mut Option<Args<'a>>) -> Option<&'s Args<'a>> {
         match &self.parsed_args {
-            Some(a) => Some(a.clone()),
-            None => self.args.and_then(parse_args),
+            Some(a) => Some(a),
+            None => {
+                *slot = self.args.and_then(parse_args);
+                slot.as_ref()
+            }
         }
     }
-}
-
-/// An event's `args`, parsed, moved out of `parsed` when the fast path read them.
-fn take_args<'a>(parsed: &mut Option<Args<'a>>, raw: Option<&'a [u8]>) -> Option<Args<'a>> {
-    parsed.take().or_else(|| raw.and_then(parse_args))
 }
 
 impl<'a> From<Event<'a>> for Ev<'a> {
@@ -561,8 +559,8 @@ impl Builder {
         else {
             return;
         };
-        let args = e.args();
-        let args = args.as_ref();
+        let mut parsed = None;
+        let args = e.args_ref(&mut parsed);
         let w = &mut self.t.hta_window;
         let stream = hta_int(args.and_then(|a| a.stream.as_ref()));
         let correlation = args
@@ -596,7 +594,7 @@ impl Builder {
         }
     }
 
-    fn event(&mut self, mut e: Ev<'_>) {
+    fn event(&mut self, e: &Ev<'_>) {
         self.t.events += 1;
         let ph = e.ph.as_deref().unwrap_or("");
         let name = e.name.as_deref().unwrap_or("");
@@ -611,7 +609,7 @@ impl Builder {
             return;
         };
         if self.hta && cat_str != "Trace" {
-            self.hta_event(&e, name);
+            self.hta_event(e, name);
         }
         let cat = category(cat_str);
         if let Cat::Unknown = cat {
@@ -631,7 +629,8 @@ impl Builder {
         };
         if let Cat::Instant = cat {
             if name == "[memory]" {
-                if let Some(a) = &take_args(&mut e.parsed_args, e.args) {
+                let mut parsed = None;
+                if let Some(a) = e.args_ref(&mut parsed) {
                     let alloc = a.total_allocated.as_ref().and_then(Scalar::int);
                     if let Some(allocated) = alloc {
                         self.t.memory.push(MemSample {
@@ -664,12 +663,12 @@ impl Builder {
             Cat::CpuOp => name == "record_param_comms" || name.starts_with("nccl:"),
             _ => true,
         };
+        let mut parsed = None;
         let args = if needs_args {
-            take_args(&mut e.parsed_args, e.args)
+            e.args_ref(&mut parsed)
         } else {
             None
         };
-        let args = args.as_ref();
         let correlation = args
             .and_then(|a| a.correlation.as_ref())
             .and_then(Scalar::int)
@@ -992,8 +991,9 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
         // Parse the event straight from the window, which also finds where it ends; an event
         // cut by the window's end reads more input and parses again.
         loop {
-            if let Some((e, used)) = crate::fast::event(s.rest()) {
-                b.event(e);
+            let mut e = Ev::default();
+            if let Some(used) = crate::fast::event(s.rest(), &mut e) {
+                b.event(&e);
                 s.advance(used);
                 break;
             }
@@ -1004,7 +1004,7 @@ fn parse_events<R: Read>(s: &mut Scanner<R>, b: &mut Builder) -> Result<(), Scan
             {
                 Ok(e) => {
                     let used = de.byte_offset();
-                    b.event(e.into());
+                    b.event(&e.into());
                     s.advance(used);
                     break;
                 }
@@ -1036,7 +1036,7 @@ fn parse_event<R: Read>(
     };
     {
         match parsed {
-            Ok(e) => b.event(e.into()),
+            Ok(e) => b.event(&e.into()),
             Err(e) => {
                 if e.is_data() {
                     let msg = without_position(&e);
