@@ -165,14 +165,18 @@ fn scalar(b: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
     Some((v, j))
 }
 
-/// The raw text of a number or a string holding one (quotes kept, no escapes).
-fn raw_time(b: &[u8], i: usize) -> Option<(&str, usize)> {
+/// The raw bytes of a number or a string holding one (quotes kept, no escapes).
+fn raw_time(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
     let j = if b[i] == b'"' {
-        plain_str(b, i)?.1
+        // A string must still be UTF-8, as `serde_json` would require.
+        let (t, j) = plain_str(b, i)?;
+        text(t)?;
+        j
     } else {
+        // A skipped number is ASCII (`skip_value` stops at anything else).
         skip_value(b, i)?
     };
-    Some((text(&b[i..j])?, j))
+    Some((&b[i..j], j))
 }
 
 /// Reads the event object at the start of `b` into `e` (which starts as `Ev::default()`);
@@ -354,8 +358,8 @@ mod tests {
         assert_eq!(&b[n..], b" ,");
         assert_eq!(e.ph.as_deref(), Some("X"));
         assert_eq!(e.name.as_deref(), Some("k<1>"));
-        assert_eq!(e.ts, Some("12.5"));
-        assert_eq!(e.dur, Some("\"3\""));
+        assert_eq!(e.ts, Some(&b"12.5"[..]));
+        assert_eq!(e.dur, Some(&b"\"3\""[..]));
         assert!(matches!(e.pid, Some(Scalar::Int(0))));
         assert!(e.args.unwrap().ends_with(b"4}"));
     }

@@ -298,8 +298,11 @@ fn raw_text(t: &str) -> Option<&str> {
 }
 
 /// A time in µs (number or numeric string) as exact integer ns.
-fn raw_ns(r: &str) -> Option<i64> {
-    plain_decimal_us(r.as_bytes()).or_else(|| raw_text(r).and_then(|t| parse_decimal_us(t.trim())))
+fn raw_ns(r: &[u8]) -> Option<i64> {
+    plain_decimal_us(r).or_else(|| {
+        let r = std::str::from_utf8(r).ok()?;
+        raw_text(r).and_then(|t| parse_decimal_us(t.trim()))
+    })
 }
 
 /// [`parse_decimal_us`] in one pass for the common shape, digits with an optional fraction
@@ -337,8 +340,8 @@ fn plain_decimal_us(b: &[u8]) -> Option<i64> {
 }
 
 /// A time in µs as the `f64` pandas would hold, and whether it is written as a non-integer.
-fn raw_f64(r: &str) -> Option<(f64, bool)> {
-    let t = raw_text(r)?.trim();
+fn raw_f64(r: &[u8]) -> Option<(f64, bool)> {
+    let t = raw_text(std::str::from_utf8(r).ok()?)?.trim();
     let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite())?;
     Some((v, t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))))
 }
@@ -420,8 +423,8 @@ pub(crate) struct Ev<'a> {
     pub(crate) name: Option<Cow<'a, str>>,
     pub(crate) pid: Option<Scalar<'a>>,
     pub(crate) tid: Option<Scalar<'a>>,
-    pub(crate) ts: Option<&'a str>,
-    pub(crate) dur: Option<&'a str>,
+    pub(crate) ts: Option<&'a [u8]>,
+    pub(crate) dur: Option<&'a [u8]>,
     pub(crate) args: Option<&'a [u8]>,
     /// `args` already read by the fast path (it equals `parse_args` of `args`).
     pub(crate) parsed_args: Option<Args<'a>>,
@@ -448,8 +451,8 @@ impl<'a> From<Event<'a>> for Ev<'a> {
             name: e.name,
             pid: e.pid,
             tid: e.tid,
-            ts: e.ts.map(RawValue::get),
-            dur: e.dur.map(RawValue::get),
+            ts: e.ts.map(|r| r.get().as_bytes()),
+            dur: e.dur.map(|r| r.get().as_bytes()),
             args: e.args.map(|a| a.get().as_bytes()),
             parsed_args: None,
         }
