@@ -24,6 +24,17 @@ static STRUCTURAL: [bool; 256] = {
     t
 };
 
+/// The bytes of a number or `true`/`false`/`null`: `-+.0-9a-zE`.
+static NUMBER: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E');
+        c += 1;
+    }
+    t
+};
+
 fn ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
         i += 1;
@@ -111,12 +122,8 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
         }
         b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
             let mut j = i + 1;
-            while j < b.len()
-                && matches!(b[j], b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E')
-            {
-                j += 1;
-            }
-            (j < b.len()).then_some(j)
+            j += b[j..].iter().position(|&c| !NUMBER[c as usize])?;
+            Some(j)
         }
         _ => None,
     }
