@@ -8,7 +8,7 @@ mod analysis;
 mod memory;
 mod replica;
 
-pub use analysis::{analyze, InferReport, InferRequest};
+pub use analysis::{analyze, InferReport, InferRequest, ModelInfo};
 pub use memory::{
     activation_bytes_per_gpu, kv_bytes_per_seq_per_gpu, memory_per_gpu, weight_bytes_per_gpu,
     MemoryUse, USABLE_FRACTION,

@@ -3,6 +3,7 @@
 
 use bottleneck_core::catalog;
 use bottleneck_core::pricing::price_op;
+pub use bottleneck_infer::ModelInfo;
 use serde::Serialize;
 
 use crate::backward::Role;
@@ -53,13 +54,6 @@ pub struct TrainReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ops: Option<Vec<OpRow>>,
     pub assumptions: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ModelInfo {
-    pub name: String,
-    pub params: u64,
-    pub active_params: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

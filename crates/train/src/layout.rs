@@ -386,22 +386,7 @@ fn log2_distance(a: u64, b: u64) -> f64 {
 pub fn nearest_valid(job: &Job<'_>, lay: &Layout) -> Option<Layout> {
     let mut best: Option<(f64, Layout)> = None;
     let gpus = job.gpus;
-    let divisors = |n: u64| -> Vec<u64> {
-        let mut v = Vec::new();
-        let mut d = 1;
-        while d * d <= n {
-            if n % d == 0 {
-                v.push(d);
-                if d * d != n {
-                    v.push(n / d);
-                }
-            }
-            d += 1;
-        }
-        v.sort_unstable();
-        v
-    };
-    let gd = divisors(gpus);
+    let gd = crate::search::divisors(gpus);
     let experts = job.experts();
     for &tp in &gd {
         if tp > 1024 || job.arch.heads % tp != 0 {

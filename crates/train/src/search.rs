@@ -83,7 +83,8 @@ pub struct SearchReport {
     pub top: Vec<TopEntry>,
 }
 
-fn divisors(n: u64) -> Vec<u64> {
+/// The divisors of `n`, ascending.
+pub(crate) fn divisors(n: u64) -> Vec<u64> {
     let mut v = Vec::new();
     let mut d = 1;
     while d * d <= n {

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal as _;
 
-use bottleneck_train::{search, Job};
+use bottleneck_train::search;
 
 use crate::commands::train::JobArgs;
 use crate::{output, resolve};
@@ -29,15 +29,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "--top must be in 1..=1000 (got {})",
         a.top
     );
-    let job = Job {
-        arch: &arch,
-        hw: &hw,
-        gpus: a.job.gpus,
-        seq: a.job.seq,
-        global_batch: a.job.global_batch,
-        precision: a.job.precision()?,
-        attention: a.job.attention.parse()?,
-    };
+    let job = a.job.job(&arch, &hw)?;
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(0);
         pb.set_style(

@@ -1,5 +1,7 @@
 //! `bottleneck train`: step time, MFU, memory and bottleneck of one training layout.
 
+use bottleneck_core::arch::ModelArch;
+use bottleneck_core::hardware::Hardware;
 use bottleneck_train::{analyze, Job, Layout, Recompute, TrainPrecision};
 
 use crate::{output, resolve};
@@ -35,6 +37,19 @@ pub struct JobArgs {
 }
 
 impl JobArgs {
+    /// The job these arguments describe, on a resolved model and GPU.
+    pub fn job<'a>(&self, arch: &'a ModelArch, hw: &'a Hardware) -> anyhow::Result<Job<'a>> {
+        Ok(Job {
+            arch,
+            hw,
+            gpus: self.gpus,
+            seq: self.seq,
+            global_batch: self.global_batch,
+            precision: self.precision()?,
+            attention: self.attention.parse()?,
+        })
+    }
+
     pub fn precision(&self) -> anyhow::Result<TrainPrecision> {
         Ok(self.precision.parse()?)
     }
@@ -90,15 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(d) => d,
         None => u32::try_from((a.job.gpus / model_gpus).max(1)).unwrap_or(u32::MAX),
     };
-    let job = Job {
-        arch: &arch,
-        hw: &hw,
-        gpus: a.job.gpus,
-        seq: a.job.seq,
-        global_batch: a.job.global_batch,
-        precision: a.job.precision()?,
-        attention: a.job.attention.parse()?,
-    };
+    let job = a.job.job(&arch, &hw)?;
     let lay = Layout {
         tp: a.tp,
         pp: a.pp,
