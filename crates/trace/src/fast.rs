@@ -159,6 +159,22 @@ fn scalar(b: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
         let (s, j) = plain_str(b, i)?;
         return Some((Scalar::Str(Cow::Borrowed(text(s)?)), j));
     }
+    // The common shape in one pass: up to 18 digits, optionally negative, then a byte that
+    // cannot continue a number.
+    let neg = b[i] == b'-';
+    let first = i + usize::from(neg);
+    let mut j = first;
+    let mut n: i64 = 0;
+    while j - first < 18 {
+        match b.get(j) {
+            Some(&d) if d.is_ascii_digit() => n = n * 10 + i64::from(d - b'0'),
+            _ => break,
+        }
+        j += 1;
+    }
+    if j > first && b.get(j).is_some_and(|&c| !NUMBER[c as usize]) {
+        return Some((Scalar::Int(if neg { -n } else { n }), j));
+    }
     let j = skip_value(b, i)?;
     if let Some(n) = small_int(&b[i..j]) {
         return Some((Scalar::Int(n), j));

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -516,9 +517,10 @@ fn category(cat: &str) -> Cat {
 /// Accumulates events into a [`RawTrace`].
 struct Builder {
     t: RawTrace,
-    intern: HashMap<String, u32>,
+    /// Name → index in `t.names` (Fx: names are long and hashed once per event).
+    intern: FxHashMap<String, u32>,
     /// Class per interned name and kind, filled on first sight.
-    classes: HashMap<(u32, u8), KernelClass>,
+    classes: FxHashMap<(u32, u8), KernelClass>,
     /// Whether to keep HTA's view of the events too.
     hta: bool,
 }
@@ -848,8 +850,8 @@ pub fn read<R: Read>(r: R, path: &Path, gz: bool, hta: bool) -> Result<RawTrace,
             path: path.display().to_string(),
             ..RawTrace::default()
         },
-        intern: HashMap::new(),
-        classes: HashMap::new(),
+        intern: FxHashMap::default(),
+        classes: FxHashMap::default(),
         hta,
     };
     let mut s = Scanner::new(r);
