@@ -35,11 +35,33 @@ static NUMBER: [bool; 256] = {
     t
 };
 
-fn ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
-        i += 1;
+/// JSON whitespace: space, `\n`, `\r`, `\t`.
+static WS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\t' as usize] = true;
+    t
+};
+
+/// The index of the first non-whitespace byte at or after `i` (`b.len()` if none). Inline for
+/// the two common cases — no whitespace, or one space — the rest (a newline and an indent, in
+/// Kineto's layout) out of line.
+#[inline(always)]
+fn ws(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(&c) if c > b' ' => i,
+        Some(b' ') if b.get(i + 1).is_some_and(|&c| c > b' ') => i + 1,
+        _ => ws_run(b, i),
     }
-    i
+}
+
+#[inline(never)]
+fn ws_run(b: &[u8], i: usize) -> usize {
+    b.get(i..)
+        .and_then(|r| r.iter().position(|&c| !WS[c as usize]))
+        .map_or(b.len(), |p| i + p)
 }
 
 /// Marks (high bit of each byte) the bytes of `w` equal to `c`; the lowest mark is always a
