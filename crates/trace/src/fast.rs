@@ -48,7 +48,7 @@ static WS: [bool; 256] = {
 /// The index of the first non-whitespace byte at or after `i` (`b.len()` if none). Inline for
 /// the two common cases — no whitespace, or one space — the rest (a newline and an indent, in
 /// Kineto's layout) out of line.
-#[inline(always)]
+#[inline]
 fn ws(b: &[u8], i: usize) -> usize {
     match b.get(i) {
         Some(&c) if c > b' ' => i,
