@@ -57,11 +57,52 @@ fn ws(b: &[u8], i: usize) -> usize {
     }
 }
 
+/// The eight bytes at `b[i..]` as a little-endian word, if there are eight.
+fn word(b: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// Marks (high bit of each byte) the bytes of `w` that are not ASCII digits; exact. For bytes
+/// below 0x80, `c + 0x50` reaches 0x80 iff `c ≥ b'0'` and `c + 0x46` iff `c > b'9'`, with no
+/// carry between bytes; a byte of 0x80 or more is marked by its own high bit.
+const fn non_digits(w: u64) -> u64 {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let a = w & LO7;
+    let ge0 = a.wrapping_add(0x5050_5050_5050_5050);
+    let gt9 = a.wrapping_add(0x4646_4646_4646_4646);
+    (w | !ge0 | gt9) & HI
+}
+
+/// [`ws`] for a run: runs of spaces eight at a time (the first byte of `w ^ "        "` that
+/// is not zero is the first that is not a space; exact, no carries), other whitespace a byte
+/// at a time.
 #[inline(never)]
-fn ws_run(b: &[u8], i: usize) -> usize {
-    b.get(i..)
-        .and_then(|r| r.iter().position(|&c| !WS[c as usize]))
-        .map_or(b.len(), |p| i + p)
+fn ws_run(b: &[u8], mut i: usize) -> usize {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    loop {
+        match b.get(i) {
+            Some(b' ') => {}
+            Some(&c) if WS[c as usize] => {
+                i += 1;
+                continue;
+            }
+            Some(_) => return i,
+            None => return b.len(),
+        }
+        match word(b, i) {
+            Some(w) => {
+                let x = w ^ SPACES;
+                if x == 0 {
+                    i += 8;
+                } else {
+                    i += (x.trailing_zeros() / 8) as usize;
+                }
+            }
+            None => i += 1,
+        }
+    }
 }
 
 /// Marks (high bit of each byte) the bytes of `w` equal to `c`; the lowest mark is always a
@@ -144,6 +185,14 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
         }
         b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
             let mut j = i + 1;
+            // Digits eight at a time (timestamps are 16), the rest by the table.
+            while let Some(m) = word(b, j).map(non_digits) {
+                if m != 0 {
+                    j += (m.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                j += 8;
+            }
             j += b[j..].iter().position(|&c| !NUMBER[c as usize])?;
             Some(j)
         }
@@ -407,6 +456,54 @@ mod tests {
         assert_eq!(e.dur, Some(&b"\"3\""[..]));
         assert!(matches!(e.pid, Some(Scalar::Int(0))));
         assert!(e.args.unwrap().ends_with(b"4}"));
+    }
+
+    #[test]
+    fn whitespace_skips_as_a_byte_loop_does() {
+        let text = b"  \n      \t\r x \n  \n                   y\t ";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let b = &text[..end];
+                let want = (start..end).find(|&k| !WS[b[k] as usize]).unwrap_or(end);
+                assert_eq!(ws(b, start), want, "{start}..{end}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_digits_marks_exactly_the_bytes_that_are_not_digits() {
+        for c in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = *b"01234567";
+                bytes[pos] = c;
+                let m = non_digits(u64::from_le_bytes(bytes));
+                for (k, &x) in bytes.iter().enumerate() {
+                    let marked = m >> (8 * k + 7) & 1 == 1;
+                    assert_eq!(
+                        marked,
+                        !x.is_ascii_digit(),
+                        "byte {c:#x} at {pos}, look at {k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skipped_numbers_end_where_the_table_says() {
+        for t in [
+            "1683564902133354",
+            "12345678",
+            "1",
+            "-12.5e3",
+            "1234567890123456.789",
+            "true",
+        ] {
+            for tail in [",", "}", " ", "\n"] {
+                let b = format!("{t}{tail}");
+                assert_eq!(skip_value(b.as_bytes(), 0), Some(t.len()), "{b:?}");
+            }
+        }
     }
 
     #[test]
