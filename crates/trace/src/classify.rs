@@ -92,13 +92,19 @@ pub enum Collective {
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
     // ASCII case-insensitive substring search; needles are lowercase ASCII.
+    // Candidates are found by their first byte in either case (`memchr2`), then compared.
     let h = hay.as_bytes();
     let n = needle.as_bytes();
-    if n.len() > h.len() {
-        return false;
-    }
-    h.windows(n.len())
-        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), h).any(|p| {
+        h.get(p + 1..p + n.len()).is_some_and(|w| {
+            w.iter()
+                .zip(rest)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+    })
 }
 
 /// The part of a kernel name before its argument list, lowercased, with `void ` and
@@ -299,12 +305,31 @@ pub fn is_sync_call(name: &str) -> bool {
 
 /// Whether a CPU operator is the data loader handing out a batch.
 pub fn is_dataloader(name: &str) -> bool {
-    name.contains("DataLoader") || contains_ci(name, "dataloader")
+    contains_ci(name, "dataloader")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_ci_matches_a_lowercased_search() {
+        for hay in [
+            "",
+            "d",
+            "DataLoader",
+            "enumerate(DataLoader)#_MultiProcessingDataLoaderIter.__next__",
+            "ddataloadeR",
+            "xdataloade",
+            "DDDDATALOADER",
+            "dataloader",
+            "no loader here",
+        ] {
+            let want = hay.to_ascii_lowercase().contains("dataloader");
+            assert_eq!(contains_ci(hay, "dataloader"), want, "{hay}");
+            assert_eq!(is_dataloader(hay), want, "{hay}");
+        }
+    }
 
     #[test]
     fn nvidia_and_amd_names() {

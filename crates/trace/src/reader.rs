@@ -6,7 +6,6 @@
 //! collective metadata), so memory grows with GPU activity, not with file size.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -85,7 +84,7 @@ pub struct HtaWindow {
     /// Latest start of a host event with such a name, µs.
     pub last_step_start_us: Option<f64>,
     /// Earliest start of a host event (not a GPU kernel by HTA's filter) per correlation, µs.
-    pub host_corr_start_us: HashMap<i64, f64>,
+    pub host_corr_start_us: FxHashMap<i64, f64>,
     /// Whether some event has a non-integer `ts` (HTA then rounds all times to µs).
     pub float_ts: bool,
 }
@@ -178,7 +177,7 @@ pub struct RawTrace {
     /// Collective metadata.
     pub collectives: Vec<CollInfo>,
     /// Collective metadata of CPU `record_param_comms` ops by External id.
-    pub comms_by_external: HashMap<i64, u32>,
+    pub comms_by_external: FxHashMap<i64, u32>,
     /// Events as HTA reads them (only when reading for `--compat hta`).
     pub hta_ops: Vec<HtaOp>,
     /// HTA's step-window inputs (only when reading for `--compat hta`).
@@ -342,6 +341,23 @@ fn plain_decimal_us(b: &[u8]) -> Option<i64> {
 
 /// A time in µs as the `f64` pandas would hold, and whether it is written as a non-integer.
 fn raw_f64(r: &[u8]) -> Option<(f64, bool)> {
+    // The common shape: an unquoted integer up to 2^53, which `f64` holds exactly, as
+    // `str::parse` would give it (19 digits cannot overflow `u64`).
+    if (1..=19).contains(&r.len()) {
+        let mut n = 0u64;
+        for &d in r {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                n = u64::MAX;
+                break;
+            }
+            n = n * 10 + u64::from(v);
+        }
+        if n <= 1 << 53 {
+            #[allow(clippy::cast_precision_loss)] // n ≤ 2^53: exact
+            return Some((n as f64, false));
+        }
+    }
     let t = raw_text(std::str::from_utf8(r).ok()?)?.trim();
     let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite())?;
     Some((v, t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))))
@@ -521,6 +537,8 @@ struct Builder {
     intern: FxHashMap<String, u32>,
     /// Class per interned name and kind, filled on first sight.
     classes: FxHashMap<(u32, u8), KernelClass>,
+    /// HTA's class per interned name (`--compat hta`), filled on first sight.
+    hta_classes: FxHashMap<u32, KernelClass>,
     /// Whether to keep HTA's view of the events too.
     hta: bool,
 }
@@ -559,9 +577,8 @@ impl Builder {
     }
 
     /// Records the event as HTA 0.5 would see it (`trace_parser` and `Trace` filters).
-    fn hta_event(&mut self, e: &Ev<'_>, name: &str) {
-        let (Some((ts, _)), Some((dur, _))) = (e.ts.and_then(raw_f64), e.dur.and_then(raw_f64))
-        else {
+    fn hta_event(&mut self, e: &Ev<'_>, name: &str, ts: Option<(f64, bool)>) {
+        let (Some((ts, _)), Some((dur, _))) = (ts, e.dur.and_then(raw_f64)) else {
             return;
         };
         let mut parsed = None;
@@ -575,7 +592,7 @@ impl Builder {
         // HTA's GPUKernelFilter: stream ≥ 0 and correlation ≥ 0 (its two device-sync names
         // sit on stream −1 and never reach the breakdowns).
         let gpu = stream >= 0 && correlation >= 0;
-        if name.contains("ProfilerStep") {
+        if memchr::memmem::find(name.as_bytes(), b"ProfilerStep").is_some() {
             if !w.step_names.contains(name) {
                 w.step_names.insert(name.to_owned());
             }
@@ -593,7 +610,10 @@ impl Builder {
                 ts_us: ts,
                 dur_us: dur,
                 correlation: if gpu { correlation } else { -1 },
-                class: classify::classify_hta(name),
+                class: *self
+                    .hta_classes
+                    .entry(id)
+                    .or_insert_with(|| classify::classify_hta(name)),
                 name: id,
             });
         }
@@ -603,9 +623,15 @@ impl Builder {
         self.t.events += 1;
         let ph = e.ph.as_deref().unwrap_or("");
         let name = e.name.as_deref().unwrap_or("");
+        // `ts` as HTA reads it, once per event.
+        let hta_ts = if self.hta {
+            e.ts.and_then(raw_f64)
+        } else {
+            None
+        };
         if self.hta && !self.t.hta_window.float_ts {
             // pandas makes the whole `ts` column float when any event's is.
-            self.t.hta_window.float_ts = e.ts.and_then(raw_f64).is_some_and(|(_, f)| f);
+            self.t.hta_window.float_ts = hta_ts.is_some_and(|(_, f)| f);
         }
         if ph == "M" || ph == "s" || ph == "f" || ph == "t" {
             return;
@@ -614,7 +640,7 @@ impl Builder {
             return;
         };
         if self.hta && cat_str != "Trace" {
-            self.hta_event(e, name);
+            self.hta_event(e, name, hta_ts);
         }
         let cat = category(cat_str);
         if let Cat::Unknown = cat {
@@ -852,6 +878,7 @@ pub fn read<R: Read>(r: R, path: &Path, gz: bool, hta: bool) -> Result<RawTrace,
         },
         intern: FxHashMap::default(),
         classes: FxHashMap::default(),
+        hta_classes: FxHashMap::default(),
         hta,
     };
     let mut s = Scanner::new(r);
@@ -1065,6 +1092,28 @@ fn parse_event<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_times_as_f64_match_str_parse() {
+        for t in [
+            "0",
+            "7",
+            "007",
+            "1683564902133354",
+            "9007199254740992",
+            "9007199254740993",
+            "9999999999999999999",
+            "12.5",
+            "1e3",
+            "-4",
+            "\"12\"",
+        ] {
+            let want = raw_text(t)
+                .and_then(|x| x.parse::<f64>().ok())
+                .map(|v| (v, t.contains(['.', 'e'])));
+            assert_eq!(raw_f64(t.as_bytes()), want, "{t}");
+        }
+    }
 
     #[test]
     fn plain_decimals_match_the_general_parser() {
